@@ -1,0 +1,3 @@
+module github.com/sockstap/sockstap
+
+go 1.26

@@ -1,0 +1,65 @@
+// Package deadline ties a connection's deadline to a context, so that a
+// blocking handshake on the connection ends when the context does.
+package deadline
+
+import (
+	"context"
+	"time"
+)
+
+// A Setter is a connection whose reads and writes a deadline can cut short;
+// every net.Conn is one.
+type Setter interface {
+	SetDeadline(t time.Time) error
+}
+
+// past is a deadline that has always passed.
+var past = time.Unix(1, 0)
+
+// Bind makes ctx bound the reads and writes on c until the returned release
+// is called: c's deadline becomes ctx's deadline, and cancelling ctx
+// interrupts any blocked call. When c is not a [Setter], or ctx can never
+// end, Bind changes nothing and ctx is only checked by release.
+//
+// release takes the error the guarded work returned, clears the deadline
+// Bind set, and returns the error to report: the context's error, wrapped
+// around the work's own, when the context ended during the work.
+func Bind(ctx context.Context, c any) (release func(err error) error) {
+	s, ok := c.(Setter)
+	if !ok || ctx.Done() == nil {
+		return func(err error) error { return withContext(ctx, err) }
+	}
+	if d, ok := ctx.Deadline(); ok {
+		s.SetDeadline(d)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		s.SetDeadline(past)
+		close(fired)
+	})
+	return func(err error) error {
+		if !stop() {
+			<-fired // the deadline was cut short: wait until it is, before clearing it
+		}
+		s.SetDeadline(time.Time{})
+		return withContext(ctx, err)
+	}
+}
+
+// withContext returns err, or an error that wraps both ctx's error and err
+// when ctx has ended.
+func withContext(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	switch {
+	case cerr == nil:
+		return err
+	case err == nil:
+		return cerr
+	}
+	return &ctxError{ctx: cerr, err: err}
+}
+
+type ctxError struct{ ctx, err error }
+
+func (e *ctxError) Error() string   { return e.ctx.Error() + ": " + e.err.Error() }
+func (e *ctxError) Unwrap() []error { return []error{e.ctx, e.err} }
