@@ -131,8 +131,9 @@ func Serve(t testing.TB, handle func(net.Conn)) *net.TCPAddr {
 		t.Fatalf("sockstest: %v", err)
 	}
 	var (
-		mu   sync.Mutex
-		live = map[net.Conn]struct{}{}
+		mu     sync.Mutex
+		live   = map[net.Conn]struct{}{}
+		closed bool
 		wg   sync.WaitGroup
 	)
 	wg.Go(func() {
@@ -142,6 +143,11 @@ func Serve(t testing.TB, handle func(net.Conn)) *net.TCPAddr {
 				return
 			}
 			mu.Lock()
+			if closed {
+				mu.Unlock()
+				c.Close()
+				return
+			}
 			live[c] = struct{}{}
 			mu.Unlock()
 			wg.Go(func() {
@@ -158,6 +164,7 @@ func Serve(t testing.TB, handle func(net.Conn)) *net.TCPAddr {
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
+		closed = true
 		for c := range live {
 			c.Close()
 		}
