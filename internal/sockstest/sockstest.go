@@ -134,7 +134,7 @@ func Serve(t testing.TB, handle func(net.Conn)) *net.TCPAddr {
 		mu     sync.Mutex
 		live   = map[net.Conn]struct{}{}
 		closed bool
-		wg   sync.WaitGroup
+		wg     sync.WaitGroup
 	)
 	wg.Go(func() {
 		for {
