@@ -1,0 +1,211 @@
+// Package relay copies between two connections in both directions, the way
+// a proxy does once its handshake is over: half-close travels through, an
+// idle connection is closed, and between two TCP connections the kernel
+// moves the bytes (splice on Linux).
+package relay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// An Unwrapper is a connection wrapper that hands over the bytes it has read
+// ahead and the connection it wraps, so that the copy after those bytes
+// runs on the raw connection.
+type Unwrapper interface {
+	Unwrap() (buffered []byte, raw net.Conn)
+}
+
+// ErrIdle is the cause of a relay closed because nothing moved either way
+// for the idle timeout.
+var ErrIdle = errors.New("relay idle")
+
+// Result is what a relay moved, and why it ended.
+type Result struct {
+	Up   int64 // bytes from client to target
+	Down int64 // bytes from target to client
+
+	// Err is why the relay ended early: [ErrIdle], the context's error, or
+	// the first error of a copy. It is nil when both directions ended with
+	// their sender closing.
+	Err error
+}
+
+// Run copies client to target and target to client until both directions
+// have ended, then closes both connections. When one side closes its write
+// side, the other's is closed too (TCP half-close), and the opposite
+// direction goes on. Bytes a wrapper read ahead (an [Unwrapper]) are sent
+// first.
+//
+// idle, when positive, closes the relay once no byte has moved in either
+// direction for that long. ctx ending closes it at once.
+func Run(ctx context.Context, client, target net.Conn, idle time.Duration) Result {
+	r := &relay{idle: idle}
+	var upFirst, downFirst []byte
+	if u, ok := client.(Unwrapper); ok {
+		upFirst, client = u.Unwrap()
+	}
+	if u, ok := target.(Unwrapper); ok {
+		downFirst, target = u.Unwrap()
+	}
+	r.client, r.target = client, target
+	r.up.init(client, target, upFirst, &r.down)
+	r.down.init(target, client, downFirst, &r.up)
+	stop := context.AfterFunc(ctx, func() {
+		if !r.up.done.Load() || !r.down.done.Load() {
+			r.fail(ctx.Err())
+		}
+	})
+
+	var wg sync.WaitGroup
+	wg.Go(func() { r.copy(&r.down) })
+	r.copy(&r.up)
+	wg.Wait()
+	stop()
+	r.close()
+
+	res := Result{Up: r.up.n.Load(), Down: r.down.n.Load()}
+	if p := r.err.Load(); p != nil {
+		res.Err = *p
+	}
+	return res
+}
+
+type relay struct {
+	idle           time.Duration
+	client, target net.Conn
+	up, down       direction
+	once           sync.Once
+	err            atomic.Pointer[error]
+
+	// probe is the direction that found itself idle, and the other idle by
+	// its record, and cut the other's copy short to learn whether the
+	// record still holds.
+	probe atomic.Pointer[direction]
+}
+
+// direction is one way of the relay.
+type direction struct {
+	src, dst net.Conn
+	first    []byte // bytes read ahead from src, sent before the copy
+	other    *direction
+	n        atomic.Int64
+	moved    atomic.Int64 // when a byte last moved (or the copy began), in UnixNano
+	done     atomic.Bool  // the copy has ended
+}
+
+func (d *direction) init(src, dst net.Conn, first []byte, other *direction) {
+	d.src, d.dst, d.first, d.other = src, dst, first, other
+	d.moved.Store(time.Now().UnixNano())
+}
+
+func (r *relay) close() {
+	r.once.Do(func() {
+		r.client.Close()
+		r.target.Close()
+	})
+}
+
+// fail records the first error that ends the relay, and closes both
+// connections.
+func (r *relay) fail(err error) {
+	r.err.CompareAndSwap(nil, &err)
+	r.close()
+}
+
+func (r *relay) copy(d *direction) {
+	defer d.done.Store(true)
+	if len(d.first) > 0 {
+		r.arm(d)
+		n, err := d.dst.Write(d.first)
+		d.n.Add(int64(n))
+		d.first = nil
+		if err != nil {
+			r.fail(err)
+			return
+		}
+	}
+	for {
+		r.arm(d)
+		n, err := copyOnce(d.dst, d.src)
+		d.n.Add(n)
+		if n > 0 {
+			d.moved.Store(time.Now().UnixNano())
+			r.probe.Store(nil)
+		}
+		switch {
+		case err == nil:
+			// The sender closed its write side: pass it on. A connection
+			// that cannot half-close has no way to say it; and over one
+			// without half-close (a pipe), EOF meant closed for good.
+			if cw, ok := d.dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+				r.close()
+			}
+			return
+		case r.idle > 0 && isTimeout(err) && r.err.Load() == nil:
+			if r.idleBoth(d) {
+				r.fail(ErrIdle)
+				return
+			}
+		case r.err.Load() != nil:
+			return // the relay was ended; this is the echo of its closing
+		default:
+			r.fail(err)
+			return
+		}
+	}
+}
+
+// arm sets the direction's deadlines for one idle period.
+func (r *relay) arm(d *direction) {
+	if r.idle <= 0 {
+		return
+	}
+	t := time.Now().Add(r.idle)
+	d.src.SetReadDeadline(t)
+	d.dst.SetWriteDeadline(t)
+}
+
+// idleBoth reports, for a direction whose copy has just timed out, whether
+// nothing has moved either way for the idle timeout.
+//
+// A direction learns what it moved only when its copy returns, which it
+// does at least once an idle period; so the other's record may be stale.
+// When the record says idle, the other's copy is cut short (probed) to
+// find out: if it returns with nothing moved and finds the probe still
+// standing, both were idle, and it ends the relay.
+func (r *relay) idleBoth(d *direction) bool {
+	now := time.Now()
+	limit := now.Add(-r.idle).UnixNano()
+	if d.moved.Load() > limit {
+		return false
+	}
+	o := d.other
+	if o.done.Load() || r.probe.Load() == o {
+		return true
+	}
+	if o.moved.Load() <= limit && r.probe.CompareAndSwap(nil, d) {
+		o.src.SetReadDeadline(now)
+		o.dst.SetWriteDeadline(now)
+	}
+	return false
+}
+
+// copyOnce copies src to dst until src's EOF or an error; between TCP
+// connections dst.ReadFrom splices.
+func copyOnce(dst, src net.Conn) (int64, error) {
+	if rf, ok := dst.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(dst, src)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

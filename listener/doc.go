@@ -1,0 +1,33 @@
+// Package listener makes any net.Listener serve SOCKS 4, 4a and 5 beside
+// the program's own protocol, on the same port.
+//
+// [Wrap] returns a [Listener] that sniffs each connection's first byte: 0x04
+// is SOCKS4 or SOCKS4a, 0x05 is SOCKS5 (RFC 1928, with RFC 1929's
+// username/password and any method a program plugs in), anything else, or
+// nothing within a short wait, is the program's own and is returned by
+// Accept with the sniffed byte given back. A SOCKS client's handshake runs
+// in a goroutine of its own, bounded in time, and its request goes through
+// the [Policy]. A CONNECT is then either relayed to its target (through
+// Config.Dialer, with the bytes moved by the kernel between the two TCP
+// connections) or tapped: Accept returns the tunnel's inside, carrying its
+// [Request], so that the program serves what the client sent through SOCKS
+// (HTTP, say) itself, to cache, log, filter or route it. DeleGate called
+// this SOCKSTAP; Squid's users asked for SOCKS mixed with plain traffic on
+// one port.
+//
+// When the reply is sent: a relay answers after its dial, with the code
+// that fits the dial's error or, on success, the outbound connection's
+// local address as BND.ADDR. A tapped stream is answered with success, and
+// the listener's own address as BND.ADDR, before Accept returns it; when
+// Config.Tap peeks at the stream's first bytes, the answer goes before the
+// peek, since a client sends nothing through a tunnel not yet open.
+//
+// Safe by default: with no Config, only clients on loopback are served,
+// every CONNECT is tapped (nothing is relayed without a Dialer), and
+// commands other than CONNECT are answered "command not supported".
+//
+// Each SOCKS connection ends with one log/slog record, with the keys
+// client, user, version, cmd, target, decision (relay, tap, deny, fail),
+// reason, reply, bytes_up, bytes_down, duration and cause. No credential is
+// ever logged.
+package listener

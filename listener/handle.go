@@ -1,0 +1,419 @@
+package listener
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/proxy"
+
+	"github.com/sockstap/sockstap/internal/peek"
+	"github.com/sockstap/sockstap/internal/relay"
+	"github.com/sockstap/sockstap/socks5"
+)
+
+// readAhead is the size of the buffer a connection is read through while it
+// is sniffed and its handshake runs, and the most Tap's peek returns.
+const readAhead = 512
+
+// handle serves one accepted connection: sniff its first byte, then hand it
+// to Accept or run SOCKS on it.
+func (l *Listener) handle(t *tracked) {
+	defer l.untrack(t)
+	c := t.conn
+	defer func() {
+		if p := recover(); p != nil {
+			c.Close()
+			l.cfg.Logger.Error("socks panic", "client", c.RemoteAddr().String(),
+				"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+
+	br := bufio.NewReaderSize(c, readAhead)
+	c.SetReadDeadline(time.Now().Add(l.cfg.SniffTimeout))
+	first, err := br.Peek(1)
+	c.SetReadDeadline(time.Time{})
+	if err != nil && err != io.EOF && !isTimeout(err) {
+		c.Close()
+		return
+	}
+	if len(first) == 0 || first[0] != 4 && first[0] != 5 {
+		l.deliver(&Conn{Conn: peek.FromReader(c, br)})
+		return
+	}
+
+	ip := ipOf(c.RemoteAddr())
+	if !l.startHandshake(ip) {
+		c.Close()
+		l.cfg.Logger.Debug("socks", "client", c.RemoteAddr().String(),
+			"decision", "drop", "reason", "too many handshakes")
+		return
+	}
+	s := &session{l: l, t: t, conn: c, br: br, start: time.Now()}
+	ok := s.handshake(first[0])
+	l.endHandshake(ip)
+	if ok {
+		s.dispatch()
+	}
+}
+
+// A session is a SOCKS connection after its first byte.
+type session struct {
+	l     *Listener
+	t     *tracked
+	conn  net.Conn      // the client's connection
+	br    *bufio.Reader // reads conn through the handshake
+	start time.Time
+
+	// After the handshake:
+	req  *Request
+	data net.Conn      // the tunnel's inside: conn, or a method's stream over it
+	rd   *bufio.Reader // reads data; what it buffered is the client's, to replay
+	// reply answers the request: err nil for success, or why not; it
+	// returns the code sent.
+	reply   func(err error, bound socks5.Addr) (fmt.Stringer, error)
+	replied bool
+
+	peekUntil time.Time
+
+	// The log record's values.
+	decision, reason string
+	code             fmt.Stringer
+	cause            error
+	up, down         int64
+}
+
+// rwPair is the stream a handshake runs on: reads through the read-ahead
+// buffer, writes straight to the connection.
+type rwPair struct {
+	io.Reader
+	io.Writer
+}
+
+// handshake runs the SOCKS handshake of the version that first names, up
+// to the request, within HandshakeTimeout.
+func (s *session) handshake(version byte) bool {
+	l := s.l
+	s.conn.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
+	defer s.conn.SetDeadline(time.Time{})
+	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+	defer cancel()
+	rw := &rwPair{s.br, s.conn}
+	var err error
+	if version == 5 {
+		err = s.handshake5(ctx, rw)
+	} else {
+		err = s.handshake4(ctx, rw)
+	}
+	if err != nil {
+		s.cause = err
+		switch {
+		case errors.Is(err, socks5.ErrAuthFailed):
+			s.decision, s.reason = "deny", "authentication failed"
+		case errors.Is(err, socks5.ErrNoAcceptableMethod):
+			s.decision, s.reason = "deny", "no acceptable authentication method"
+		default:
+			s.decision = "fail"
+		}
+		s.conn.Close()
+		s.log()
+		return false
+	}
+	return true
+}
+
+func (s *session) handshake5(ctx context.Context, rw *rwPair) error {
+	sess, err := socks5.ServerHandshake(ctx, rw, s.l.cfg.Methods)
+	if err != nil {
+		return err
+	}
+	s.req = &Request{
+		Version:       5,
+		Command:       sess.Request.Command,
+		Target:        sess.Request.Addr,
+		User:          sess.User,
+		Method:        sess.Method,
+		Authenticated: sess.Method != socks5.AuthNone,
+		Client:        s.conn.RemoteAddr(),
+		Local:         s.conn.LocalAddr(),
+	}
+	s.data, s.rd = s.conn, s.br
+	if sess.Stream != io.ReadWriter(rw) {
+		sc := &streamConn{Conn: s.conn, rw: sess.Stream}
+		s.data, s.rd = sc, bufio.NewReaderSize(sc, readAhead)
+	}
+	s.reply = func(err error, bound socks5.Addr) (fmt.Stringer, error) {
+		code := reply5(err)
+		return code, sess.Reply(code, bound)
+	}
+	return nil
+}
+
+// reply5 is the SOCKS5 reply code for err.
+func reply5(err error) socks5.Reply {
+	if _, ok := errors.AsType[*socks5.ReplyError](err); ok {
+		return socks5.ReplyFor(err)
+	}
+	if _, ok := errors.AsType[*denied](err); ok {
+		return socks5.NotAllowed
+	}
+	return socks5.ReplyFor(err)
+}
+
+// streamConn is the client's connection read and written through the
+// stream an authentication method wrapped around it.
+type streamConn struct {
+	net.Conn
+	rw io.ReadWriter
+}
+
+func (c *streamConn) Read(p []byte) (int, error)  { return c.rw.Read(p) }
+func (c *streamConn) Write(p []byte) (int, error) { return c.rw.Write(p) }
+
+// dispatch serves the request's command. Commands join here.
+func (s *session) dispatch() {
+	switch s.req.Command {
+	case socks5.CmdConnect:
+		s.connect()
+	default:
+		s.refuse(&socks5.ReplyError{Reply: socks5.CommandNotSupported}, "command not supported")
+	}
+}
+
+// denied is a policy's refusal on its way to the client.
+type denied struct{ err error }
+
+func (d *denied) Error() string { return d.err.Error() }
+func (d *denied) Unwrap() error { return d.err }
+
+// policy asks the configured policy about r.
+func (l *Listener) policy(ctx context.Context, r *Request) error {
+	var err error
+	switch {
+	case l.cfg.Policy != nil:
+		err = l.cfg.Policy(ctx, r)
+	case l.authRequired && !r.Authenticated:
+		err = Deny("authentication required, and " + r.VersionString() + " cannot authenticate")
+	default:
+		err = DefaultPolicy(ctx, r)
+	}
+	if err != nil {
+		return &denied{err}
+	}
+	return nil
+}
+
+func (s *session) connect() {
+	l := s.l
+	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+	err := l.policy(ctx, s.req)
+	cancel()
+	if err != nil {
+		s.refuse(err, "")
+		return
+	}
+	tap := l.cfg.Dialer == nil
+	if l.cfg.Tap != nil {
+		tap = l.cfg.Tap(s.req, s.peek)
+	}
+	switch {
+	case s.cause != nil: // the reply a peek sent failed
+		s.conn.Close()
+		s.decision = "fail"
+		s.log()
+	case tap:
+		s.tap()
+	case l.cfg.Dialer == nil:
+		s.refuse(&denied{Deny("no relay configured")}, "")
+	default:
+		s.relay()
+	}
+}
+
+// refuse answers the request with err's code, closes the connection and
+// logs the refusal.
+func (s *session) refuse(err error, reason string) {
+	s.decision = "fail"
+	if d, ok := errors.AsType[*denied](err); ok {
+		s.decision, reason = "deny", d.err.Error()
+		if dn, ok := errors.AsType[*Denial](err); ok {
+			reason = dn.Reason
+		}
+	} else {
+		s.cause = err
+	}
+	s.reason = reason
+	s.sendReply(err, socks5.Addr{})
+	s.conn.Close()
+	s.log()
+}
+
+// sendReply answers the request, once, within HandshakeTimeout.
+func (s *session) sendReply(err error, bound socks5.Addr) error {
+	if s.replied {
+		return nil
+	}
+	s.replied = true
+	s.conn.SetWriteDeadline(time.Now().Add(s.l.cfg.HandshakeTimeout))
+	defer s.conn.SetWriteDeadline(time.Time{})
+	code, werr := s.reply(err, bound)
+	s.code = code
+	if werr != nil && s.cause == nil {
+		s.cause = werr
+	}
+	return werr
+}
+
+// peek is Tap's: it opens the tunnel and returns the first n bytes the
+// client sends inside it, or fewer once PeekTimeout has passed.
+func (s *session) peek(n int) []byte {
+	if err := s.sendReply(nil, localAddr(s.conn)); err != nil {
+		return nil
+	}
+	n = min(max(n, 0), readAhead)
+	if s.peekUntil.IsZero() {
+		s.peekUntil = time.Now().Add(s.l.cfg.PeekTimeout)
+	}
+	s.conn.SetReadDeadline(s.peekUntil)
+	b, _ := s.rd.Peek(n)
+	s.conn.SetReadDeadline(time.Time{})
+	return b
+}
+
+func localAddr(c net.Conn) socks5.Addr {
+	a, _ := socks5.AddrFromNet(c.LocalAddr())
+	return a
+}
+
+// tap hands the tunnel's inside to Accept.
+func (s *session) tap() {
+	if err := s.sendReply(nil, localAddr(s.conn)); err != nil {
+		s.conn.Close()
+		s.decision = "fail"
+		s.log()
+		return
+	}
+	s.decision = "tap"
+	c := &Conn{Conn: peek.FromReader(s.data, s.rd), req: s.req}
+	if !s.l.deliver(c) {
+		s.cause = net.ErrClosed
+	}
+	s.log()
+}
+
+type dialRequestKey struct{}
+
+// dialer returns the dialer relays use: Config.Dialer, or, when that is a
+// *net.Dialer, a copy that asks the policy about each address it connects
+// to.
+func (l *Listener) dialer() proxy.ContextDialer {
+	nd, ok := l.cfg.Dialer.(*net.Dialer)
+	if !ok {
+		return l.cfg.Dialer
+	}
+	d := *nd
+	control, controlCtx := nd.Control, nd.ControlContext
+	d.Control = nil
+	d.ControlContext = func(ctx context.Context, network, address string, rc syscall.RawConn) error {
+		if r, ok := ctx.Value(dialRequestKey{}).(*Request); ok {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return err
+			}
+			dr := *r
+			dr.DialedIP = ap.Addr().Unmap()
+			if err := l.policy(ctx, &dr); err != nil {
+				return err
+			}
+		}
+		switch {
+		case controlCtx != nil:
+			return controlCtx(ctx, network, address, rc)
+		case control != nil:
+			return control(network, address, rc)
+		}
+		return nil
+	}
+	return &d
+}
+
+// relay dials the target, answers, and copies both ways.
+func (s *session) relay() {
+	l := s.l
+	ctx, cancel := context.WithTimeout(context.WithValue(l.ctx, dialRequestKey{}, s.req), l.cfg.DialTimeout)
+	target, err := l.relayDialer.DialContext(ctx, "tcp", s.req.Target.String())
+	cancel()
+	if err != nil {
+		if s.replied {
+			s.cause = err
+			s.decision = "fail"
+			s.conn.Close()
+			s.log()
+			return
+		}
+		s.refuse(err, "dial failed")
+		return
+	}
+	bound, _ := socks5.AddrFromNet(target.LocalAddr())
+	if err := s.sendReply(nil, bound); err != nil || !l.startRelay(s.t, target) {
+		target.Close()
+		s.conn.Close()
+		s.decision = "fail"
+		s.log()
+		return
+	}
+	idle := max(l.cfg.IdleTimeout, 0)
+	s.decision = "relay"
+	res := relay.Run(l.relayCtx, peek.FromReader(s.data, s.rd), target, idle)
+	s.up, s.down, s.cause = res.Up, res.Down, res.Err
+	s.log()
+}
+
+// log writes the session's record.
+func (s *session) log() {
+	logger := s.l.cfg.Logger
+	level := slog.LevelInfo
+	if s.req == nil && s.decision == "fail" {
+		level = slog.LevelDebug // not even a request: noise, scanners
+	}
+	if !logger.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 14)
+	attrs = append(attrs, slog.String("client", s.conn.RemoteAddr().String()))
+	if r := s.req; r != nil {
+		attrs = append(attrs,
+			slog.String("user", r.User),
+			slog.String("version", r.VersionString()),
+			slog.String("cmd", r.Command.String()),
+			slog.String("target", r.Target.String()))
+	}
+	attrs = append(attrs, slog.String("decision", s.decision))
+	if s.reason != "" {
+		attrs = append(attrs, slog.String("reason", s.reason))
+	}
+	if s.code != nil {
+		attrs = append(attrs, slog.String("reply", s.code.String()))
+	}
+	if s.decision == "relay" {
+		attrs = append(attrs, slog.Int64("bytes_up", s.up), slog.Int64("bytes_down", s.down))
+	}
+	attrs = append(attrs, slog.Duration("duration", time.Since(s.start)))
+	if s.cause != nil {
+		attrs = append(attrs, slog.String("cause", s.cause.Error()))
+	}
+	logger.LogAttrs(context.Background(), level, "socks", attrs...)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
+}

@@ -1,0 +1,739 @@
+package listener
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sockstap/sockstap/internal/sockstest"
+	"github.com/sockstap/sockstap/socks4"
+	"github.com/sockstap/sockstap/socks5"
+)
+
+func TestPlainConnections(t *testing.T) {
+	t.Run("sniffed bytes are given back", func(t *testing.T) {
+		w := newWorld(t, nil)
+		for _, first := range []byte{0x00, 0x03, 0x06, 'G', 0x16, 0xff} {
+			c := w.dial()
+			msg := append([]byte{first}, "rest of the message"...)
+			_, err := c.Write(msg)
+			require.NoError(t, err)
+			a := w.accept()
+			require.Nil(t, RequestOf(a), "a plain connection carries no request")
+			got := make([]byte, len(msg))
+			_, err = io.ReadFull(a, got)
+			require.NoError(t, err)
+			assert.Equal(t, msg, got)
+			_, err = a.Write([]byte("answer"))
+			require.NoError(t, err)
+			got = make([]byte, 6)
+			_, err = io.ReadFull(c, got)
+			require.NoError(t, err)
+			assert.Equal(t, "answer", string(got))
+		}
+	})
+
+	t.Run("server speaks first", func(t *testing.T) {
+		w := newWorld(t, &Config{SniffTimeout: 20 * time.Millisecond})
+		c := w.dial()
+		a := w.accept() // the client has sent nothing: handed over after the sniff timeout
+		_, err := a.Write([]byte("220 banner\r\n"))
+		require.NoError(t, err)
+		line, err := bufio.NewReader(c).ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, "220 banner\r\n", line)
+	})
+
+	t.Run("client closes before sending", func(t *testing.T) {
+		w := newWorld(t, nil)
+		c := w.dial()
+		require.NoError(t, c.CloseWrite())
+		a := w.accept()
+		n, err := a.Read(make([]byte, 1))
+		assert.Equal(t, 0, n)
+		assert.ErrorIs(t, err, io.EOF)
+	})
+
+	t.Run("http server on the same port", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		w := bareWorld(t, ln, nil)
+		srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(rw, "plain http")
+		})}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(w.l) }()
+		t.Cleanup(func() {
+			srv.Close()
+			<-served
+		})
+		resp, err := http.Get("http://" + w.l.Addr().String() + "/")
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.Equal(t, "plain http", string(body))
+	})
+}
+
+func TestSlowHandshakeDoesNotHoldAccept(t *testing.T) {
+	w := newWorld(t, nil)
+	stalled := w.dial()
+	_, err := stalled.Write([]byte{5}) // a SOCKS5 greeting that never goes on
+	require.NoError(t, err)
+	plain := w.dial()
+	_, err = plain.Write([]byte("hello"))
+	require.NoError(t, err)
+	a := w.accept()
+	got := make([]byte, 5)
+	_, err = io.ReadFull(a, got)
+	require.NoError(t, err)
+	assert.Equal(t, "hello", string(got))
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	w := newWorld(t, &Config{HandshakeTimeout: 150 * time.Millisecond})
+	t.Run("silent", func(t *testing.T) {
+		c := w.dial()
+		_, err := c.Write([]byte{5, 1})
+		require.NoError(t, err)
+		start := time.Now()
+		waitClosed(t, c)
+		assert.Less(t, time.Since(start), 5*time.Second)
+	})
+	t.Run("one byte at a time", func(t *testing.T) {
+		c := w.dial()
+		greeting := []byte{5, 1, 0}
+		request := []byte{5, 1, 0, 3, 200}
+		request = append(request, strings.Repeat("x", 200)...)
+		msg := append(greeting, request...)
+		closed := make(chan []byte, 1)
+		go func() { closed <- waitClosed(t, c) }()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		start := time.Now()
+	drip:
+		for _, b := range msg {
+			select {
+			case <-tick.C:
+				if _, err := c.Write([]byte{b}); err != nil {
+					break drip
+				}
+			case <-closed:
+				break drip
+			}
+		}
+		elapsed := time.Since(start)
+		// The whole message takes over 2 s at this pace: the listener must
+		// have cut it off at its 150 ms handshake deadline, long before.
+		assert.Less(t, elapsed, time.Second, "the drip went on for %v", elapsed)
+		w.logs.Wait(t, func(r map[string]string) bool {
+			return r["decision"] == "fail" && strings.Contains(r["cause"], "timeout")
+		})
+	})
+}
+
+func TestTapByDefault(t *testing.T) {
+	w := newWorld(t, nil) // no dialer: the program owns the port
+	for _, tc := range []struct {
+		name    string
+		connect func() (net.Conn, error)
+		version string
+		target  string
+		user    string
+	}{
+		{"socks5 ip", func() (net.Conn, error) {
+			c, _, err := w.connect5("192.0.2.7:80")
+			return c, err
+		}, "socks5", "192.0.2.7:80", ""},
+		{"socks5 name", func() (net.Conn, error) {
+			c, _, err := w.connect5("example.test:8080")
+			return c, err
+		}, "socks5", "example.test:8080", ""},
+		{"socks4", func() (net.Conn, error) { return w.connect4("192.0.2.8", 81, "fred") }, "socks4", "192.0.2.8:81", "fred"},
+		{"socks4a", func() (net.Conn, error) { return w.connect4("example.test", 82, "fred") }, "socks4a", "example.test:82", "fred"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.connect()
+			require.NoError(t, err)
+			_, err = c.Write([]byte("inside the tunnel"))
+			require.NoError(t, err)
+			a := w.accept()
+			r := RequestOf(a)
+			require.NotNil(t, r)
+			assert.Equal(t, tc.version, r.VersionString())
+			assert.Equal(t, tc.target, r.Target.String())
+			assert.Equal(t, tc.user, r.User)
+			assert.Equal(t, socks5.CmdConnect, r.Command)
+			assert.Equal(t, c.LocalAddr().String(), r.Client.String())
+			got := make([]byte, len("inside the tunnel"))
+			_, err = io.ReadFull(a, got)
+			require.NoError(t, err)
+			assert.Equal(t, "inside the tunnel", string(got))
+			w.logs.Wait(t, func(rec map[string]string) bool {
+				return rec["decision"] == "tap" && rec["target"] == tc.target && rec["version"] == tc.version
+			})
+		})
+	}
+}
+
+func TestTapHTTPServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	w := bareWorld(t, ln, nil)
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			req, ok := FromContext(r.Context())
+			if !ok {
+				fmt.Fprintf(rw, "plain %s", r.Host)
+				return
+			}
+			fmt.Fprintf(rw, "tapped %s for %s via %s", r.Host, req.Target, req.VersionString())
+		}),
+		ConnContext: ConnContext,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(w.l) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
+	c, _, err := w.connect5("www.example.test:80")
+	require.NoError(t, err)
+	_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: www.example.test\r\nConnection: close\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "tapped www.example.test for www.example.test:80 via socks5", string(body))
+}
+
+func TestTapDecision(t *testing.T) {
+	echo := sockstest.Echo(t)
+	banner := sockstest.Serve(t, func(c net.Conn) {
+		io.WriteString(c, "SSH-2.0-banner\r\n")
+		io.Copy(io.Discard, c)
+	})
+	w := newWorld(t, &Config{
+		Dialer:      &net.Dialer{},
+		Tap:         TapHTTP,
+		PeekTimeout: 50 * time.Millisecond,
+	})
+
+	t.Run("http is tapped", func(t *testing.T) {
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		req := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+		_, err = io.WriteString(c, req)
+		require.NoError(t, err)
+		a := w.accept()
+		require.NotNil(t, RequestOf(a))
+		got := make([]byte, len(req))
+		_, err = io.ReadFull(a, got)
+		require.NoError(t, err)
+		assert.Equal(t, req, string(got), "the peeked bytes are given back")
+	})
+
+	t.Run("other protocols are relayed", func(t *testing.T) {
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		msg := "\x16\x03\x01 not http at all"
+		_, err = io.WriteString(c, msg)
+		require.NoError(t, err)
+		got := make([]byte, len(msg))
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, msg, string(got), "echoed by the target, the peeked bytes included")
+	})
+
+	t.Run("a silent client is relayed", func(t *testing.T) {
+		c, _, err := w.connect5(banner.String())
+		require.NoError(t, err)
+		line, err := bufio.NewReader(c).ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, "SSH-2.0-banner\r\n", line)
+	})
+}
+
+func TestTapWithDialerAndNoTapRelays(t *testing.T) {
+	echo := sockstest.Echo(t)
+	w := newWorld(t, &Config{Dialer: &net.Dialer{}})
+	c, _, err := w.connect5(echo.String())
+	require.NoError(t, err)
+	_, err = io.WriteString(c, "GET / HTTP/1.1\r\n\r\n")
+	require.NoError(t, err)
+	got := make([]byte, 18)
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	assert.Equal(t, "GET / HTTP/1.1\r\n\r\n", string(got), "relayed to the echo server, not tapped")
+}
+
+// peerAddrServer answers each connection with the address it came from.
+func peerAddrServer(t *testing.T) *net.TCPAddr {
+	return sockstest.Serve(t, func(c net.Conn) {
+		io.WriteString(c, c.RemoteAddr().String()+"\n")
+		io.Copy(io.Discard, c)
+	})
+}
+
+func TestRelay(t *testing.T) {
+	echo := sockstest.Echo(t)
+	peer := peerAddrServer(t)
+	w := newWorld(t, &Config{Dialer: &net.Dialer{}})
+	port := uint16(echo.Port)
+
+	for _, tc := range []struct {
+		name    string
+		connect func() (net.Conn, error)
+	}{
+		{"socks5 ipv4", func() (net.Conn, error) {
+			c, _, err := w.connect5(echo.String())
+			return c, err
+		}},
+		{"socks5 name", func() (net.Conn, error) {
+			c, _, err := w.connect5(fmt.Sprintf("localhost:%d", port))
+			return c, err
+		}},
+		{"socks4", func() (net.Conn, error) { return w.connect4("127.0.0.1", port, "") }},
+		{"socks4a", func() (net.Conn, error) { return w.connect4("localhost", port, "u") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.connect()
+			require.NoError(t, err)
+			msg := strings.Repeat("relay me ", 1000)
+			go io.WriteString(c, msg)
+			got := make([]byte, len(msg))
+			_, err = io.ReadFull(c, got)
+			require.NoError(t, err)
+			assert.Equal(t, msg, string(got))
+		})
+	}
+
+	t.Run("bound address is the outbound connection's", func(t *testing.T) {
+		c, bound, err := w.connect5(peer.String())
+		require.NoError(t, err)
+		line, err := bufio.NewReader(c).ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, strings.TrimSpace(line), bound.String())
+	})
+
+	t.Run("optimistic data", func(t *testing.T) {
+		c := w.dial()
+		a, err := socks5.ParseAddr(echo.String())
+		require.NoError(t, err)
+		msg := []byte{5, 1, 0}
+		msg, err = socks5.Request{Command: socks5.CmdConnect, Addr: a}.AppendBinary(msg)
+		require.NoError(t, err)
+		msg = append(msg, "sent before the reply"...)
+		_, err = c.Write(msg) // greeting, request and payload in one write
+		require.NoError(t, err)
+		_, err = socks5.ReadMethodSelection(c)
+		require.NoError(t, err)
+		resp, err := socks5.ReadResponse(c)
+		require.NoError(t, err)
+		require.Equal(t, socks5.Succeeded, resp.Reply)
+		got := make([]byte, len("sent before the reply"))
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, "sent before the reply", string(got))
+	})
+}
+
+func TestRelayHalfClose(t *testing.T) {
+	// The target reads everything, then answers with how much it read.
+	counter := sockstest.Serve(t, func(c net.Conn) {
+		n, _ := io.Copy(io.Discard, c)
+		fmt.Fprintf(c, "read %d bytes", n)
+	})
+	w := newWorld(t, &Config{Dialer: &net.Dialer{}})
+	c, _, err := w.connect5(counter.String())
+	require.NoError(t, err)
+	_, err = c.Write(make([]byte, 100000))
+	require.NoError(t, err)
+	require.NoError(t, c.CloseWrite())
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	assert.Equal(t, "read 100000 bytes", string(got))
+	rec := w.logs.Wait(t, sockstest.Key("decision", "relay"))
+	assert.Equal(t, "100000", rec["bytes_up"])
+	assert.Equal(t, "17", rec["bytes_down"])
+}
+
+// blockingDialer is a dialer whose dials wait for their context to end.
+type blockingDialer struct{}
+
+func (blockingDialer) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
+	<-ctx.Done()
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctx.Err()}
+}
+
+func TestReplyCodes(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := closed.Addr().String()
+	closed.Close()
+
+	deny := func(_ context.Context, r *Request) error {
+		if r.Target.Port == 7 {
+			return Deny("port 7 is closed to you")
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name   string
+		cfg    *Config
+		target string
+		code5  socks5.Reply
+	}{
+		{"refused", &Config{Dialer: &net.Dialer{}}, refused, socks5.ConnectionRefused},
+		{"no such host", &Config{Dialer: &net.Dialer{}}, "nonexistent.invalid:80", socks5.HostUnreachable},
+		{"not allowed", &Config{Dialer: &net.Dialer{}, Policy: deny}, "127.0.0.1:7", socks5.NotAllowed},
+		{"timeout", &Config{Dialer: blockingDialer{}, DialTimeout: 50 * time.Millisecond}, "127.0.0.1:9", socks5.HostUnreachable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, tc.cfg)
+			c, _, err := w.connect5(tc.target)
+			re, ok := errors.AsType[*socks5.ReplyError](err)
+			require.True(t, ok, "socks5: %v", err)
+			assert.Equal(t, tc.code5, re.Reply)
+			waitClosed(t, c)
+
+			host, p, err := net.SplitHostPort(tc.target)
+			require.NoError(t, err)
+			var port uint16
+			fmt.Sscan(p, &port)
+			_, err = w.connect4(host, port, "")
+			re4, ok := errors.AsType[*socks4.ReplyError](err)
+			require.True(t, ok, "socks4: %v", err)
+			assert.Equal(t, socks4.Rejected, re4.Reply)
+			rec := w.logs.Wait(t, sockstest.Key("reply", tc.code5.String()))
+			assert.Equal(t, tc.target, rec["target"])
+		})
+	}
+}
+
+func TestCommandsOtherThanConnect(t *testing.T) {
+	w := newWorld(t, &Config{Dialer: &net.Dialer{}})
+	for _, cmd := range []socks5.Command{socks5.CmdBind, socks5.CmdUDPAssociate, socks5.CmdResolve, socks5.CmdResolvePTR, 0x09} {
+		t.Run(cmd.String(), func(t *testing.T) {
+			c := w.dial()
+			_, _, err := socks5.ClientHandshake(context.Background(), c, socks5.Request{
+				Command: cmd, Addr: socks5.Addr{IP: netip.MustParseAddr("127.0.0.1"), Port: 1}})
+			re, ok := errors.AsType[*socks5.ReplyError](err)
+			require.True(t, ok, "%v", err)
+			assert.Equal(t, socks5.CommandNotSupported, re.Reply)
+		})
+	}
+	t.Run("socks4 BIND", func(t *testing.T) {
+		c := w.dial()
+		_, err := socks4.ClientHandshake(context.Background(), c, socks4.Request{
+			Command: socks4.CmdBind, IP: netip.MustParseAddr("127.0.0.1"), Port: 1})
+		re, ok := errors.AsType[*socks4.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		assert.Equal(t, socks4.Rejected, re.Reply)
+	})
+}
+
+func TestAuthentication(t *testing.T) {
+	echo := sockstest.Echo(t)
+	creds := socks5.NewCredentials(map[string]string{"alice": "wonderland"})
+	w := newWorld(t, &Config{
+		Dialer:  &net.Dialer{},
+		Methods: []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}},
+	})
+
+	t.Run("right password", func(t *testing.T) {
+		c, _, err := w.connect5(echo.String(), socks5.UserPassClient{Username: "alice", Password: "wonderland"})
+		require.NoError(t, err)
+		_, err = c.Write([]byte("ping"))
+		require.NoError(t, err)
+		got := make([]byte, 4)
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, "ping", string(got))
+		require.NoError(t, c.CloseWrite())
+		waitClosed(t, c)
+		rec := w.logs.Wait(t, sockstest.Key("user", "alice"))
+		assert.Equal(t, "relay", rec["decision"])
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		_, _, err := w.connect5(echo.String(), socks5.UserPassClient{Username: "alice", Password: "looking-glass"})
+		require.ErrorIs(t, err, socks5.ErrAuthFailed)
+		w.logs.Wait(t, sockstest.Key("reason", "authentication failed"))
+	})
+	t.Run("no auth offered", func(t *testing.T) {
+		_, _, err := w.connect5(echo.String())
+		require.ErrorIs(t, err, socks5.ErrNoAcceptableMethod)
+	})
+	t.Run("socks4 cannot authenticate", func(t *testing.T) {
+		_, err := w.connect4("127.0.0.1", uint16(echo.Port), "alice")
+		re, ok := errors.AsType[*socks4.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		assert.Equal(t, socks4.Rejected, re.Reply)
+	})
+	t.Run("no credential is logged", func(t *testing.T) {
+		for _, rec := range w.logs.All() {
+			for k, v := range rec {
+				assert.NotContains(t, v, "wonderland", "key %s", k)
+				assert.NotContains(t, v, "looking-glass", "key %s", k)
+			}
+		}
+	})
+}
+
+// remoteListener is a listener whose connections claim to come from addr.
+type remoteListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l *remoteListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &remoteConn{c.(*net.TCPConn), l.addr}, nil
+}
+
+type remoteConn struct {
+	*net.TCPConn
+	addr net.Addr
+}
+
+func (c *remoteConn) RemoteAddr() net.Addr { return c.addr }
+
+func TestSafeDefaults(t *testing.T) {
+	echo := sockstest.Echo(t)
+	faraway := &net.TCPAddr{IP: net.ParseIP("198.51.100.9"), Port: 40000}
+	far := func(t *testing.T, cfg *Config) *world {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		return wrapWorld(t, &remoteListener{ln, faraway}, cfg)
+	}
+
+	t.Run("no auth: clients elsewhere are refused", func(t *testing.T) {
+		w := far(t, &Config{Dialer: &net.Dialer{}})
+		_, _, err := w.connect5("192.0.2.1:80")
+		re, ok := errors.AsType[*socks5.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		assert.Equal(t, socks5.NotAllowed, re.Reply)
+		w.logs.Wait(t, sockstest.Key("reason", "unauthenticated client not on loopback"))
+	})
+
+	creds := socks5.NewCredentials(map[string]string{"bob": "secret"})
+	auth := []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}}
+	bob := socks5.UserPassClient{Username: "bob", Password: "secret"}
+
+	t.Run("authenticated clients elsewhere cannot reach loopback", func(t *testing.T) {
+		w := far(t, &Config{Dialer: &net.Dialer{}, Methods: auth})
+		for _, target := range []string{echo.String(), fmt.Sprintf("[::ffff:127.0.0.1]:%d", echo.Port), "169.254.169.254:80"} {
+			_, _, err := w.connect5(target, bob)
+			re, ok := errors.AsType[*socks5.ReplyError](err)
+			require.True(t, ok, "%s: %v", target, err)
+			assert.Equal(t, socks5.NotAllowed, re.Reply, target)
+		}
+	})
+
+	t.Run("a name that resolves to loopback is checked at dial time", func(t *testing.T) {
+		w := far(t, &Config{Dialer: &net.Dialer{}, Methods: auth})
+		_, _, err := w.connect5(fmt.Sprintf("localhost:%d", echo.Port), bob)
+		re, ok := errors.AsType[*socks5.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		assert.Equal(t, socks5.NotAllowed, re.Reply)
+		rec := w.logs.Wait(t, sockstest.Key("decision", "deny"))
+		assert.Contains(t, rec["reason"], "only for clients on loopback")
+	})
+
+	t.Run("a rule opens loopback", func(t *testing.T) {
+		w := far(t, &Config{Dialer: &net.Dialer{}, Policy: Rules{
+			{Allow: true, Dests: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+		}.Policy})
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		_, err = c.Write([]byte("x"))
+		require.NoError(t, err)
+		got := make([]byte, 1)
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+	})
+}
+
+func TestLimits(t *testing.T) {
+	t.Run("handshakes overall", func(t *testing.T) {
+		w := newWorld(t, &Config{MaxHandshakes: 1})
+		first := w.dial()
+		_, err := first.Write([]byte{5}) // stalls in its handshake
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return w.l.handshakeCount() == 1 }, sockstest.Timeout, time.Millisecond)
+		second := w.dial()
+		_, err = second.Write([]byte{5, 1, 0})
+		require.NoError(t, err)
+		assert.Empty(t, waitClosed(t, second), "closed at once, unanswered")
+		w.logs.Wait(t, sockstest.Key("reason", "too many handshakes"))
+	})
+	t.Run("handshakes per client", func(t *testing.T) {
+		w := newWorld(t, &Config{MaxHandshakesPerClient: 2})
+		for range 2 {
+			c := w.dial()
+			_, err := c.Write([]byte{4})
+			require.NoError(t, err)
+		}
+		require.Eventually(t, func() bool { return w.l.handshakeCount() == 2 }, sockstest.Timeout, time.Millisecond)
+		third := w.dial()
+		_, err := third.Write([]byte{5, 1, 0})
+		require.NoError(t, err)
+		assert.Empty(t, waitClosed(t, third))
+	})
+	t.Run("connections overall", func(t *testing.T) {
+		w := newWorld(t, &Config{MaxConns: 1, SniffTimeout: time.Minute})
+		first := w.dial()
+		require.Eventually(t, func() bool { return w.l.connCount() == 1 }, sockstest.Timeout, time.Millisecond)
+		second := w.dial()
+		assert.Empty(t, waitClosed(t, second))
+		_, err := first.Write([]byte("still served"))
+		require.NoError(t, err)
+		a := w.accept()
+		got := make([]byte, 12)
+		_, err = io.ReadFull(a, got)
+		require.NoError(t, err)
+	})
+}
+
+func (l *Listener) handshakeCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.handshakes
+}
+
+func (l *Listener) connCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
+
+// flakyListener fails its first accepts with EMFILE.
+type flakyListener struct {
+	net.Listener
+	failures int
+	calls    int
+	times    []time.Time
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.calls++
+	l.times = append(l.times, time.Now())
+	if l.calls <= l.failures {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+func TestAcceptSurvivesEMFILE(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	fl := &flakyListener{Listener: ln, failures: 4}
+	w := wrapWorld(t, fl, nil)
+	c := w.dial()
+	_, err = c.Write([]byte("after EMFILE"))
+	require.NoError(t, err)
+	a := w.accept()
+	got := make([]byte, 12)
+	_, err = io.ReadFull(a, got)
+	require.NoError(t, err)
+	assert.Equal(t, "after EMFILE", string(got))
+	w.l.Close()
+	// Four failures, then the connection: five calls, backing off 5, 10,
+	// 20 and 40 ms in between, not spinning.
+	require.GreaterOrEqual(t, fl.calls, 5)
+	assert.GreaterOrEqual(t, fl.times[4].Sub(fl.times[0]), 75*time.Millisecond)
+	w.logs.Wait(t, sockstest.Key("msg", "socks accept"))
+}
+
+func TestAcceptAfterClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	l := Wrap(ln, nil)
+	require.NoError(t, l.Close())
+	_, err = l.Accept()
+	assert.ErrorIs(t, err, net.ErrClosed)
+	_, err = net.Dial("tcp", ln.Addr().String())
+	assert.Error(t, err, "the wrapped listener is closed")
+}
+
+func TestShutdown(t *testing.T) {
+	echo := sockstest.Echo(t)
+
+	t.Run("drains relays", func(t *testing.T) {
+		w := newWorld(t, &Config{Dialer: &net.Dialer{}})
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		idle := w.dial()
+		_, err = idle.Write([]byte{5})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return w.l.handshakeCount() == 1 }, sockstest.Timeout, time.Millisecond)
+
+		shut := make(chan error, 1)
+		go func() { shut <- w.l.Shutdown(context.Background()) }()
+		assert.Empty(t, waitClosed(t, idle), "a handshake is closed at once")
+		_, err = w.l.Accept()
+		assert.ErrorIs(t, err, net.ErrClosed)
+
+		_, err = c.Write([]byte("still relayed"))
+		require.NoError(t, err)
+		got := make([]byte, 13)
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, "still relayed", string(got))
+		require.NoError(t, c.CloseWrite())
+		waitClosed(t, c)
+		select {
+		case err := <-shut:
+			assert.NoError(t, err)
+		case <-time.After(sockstest.Timeout):
+			t.Fatal("Shutdown did not return once the relay ended")
+		}
+	})
+
+	t.Run("context ends first", func(t *testing.T) {
+		w := newWorld(t, &Config{Dialer: &net.Dialer{}})
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		assert.ErrorIs(t, w.l.Shutdown(ctx), context.DeadlineExceeded)
+		waitClosed(t, c)
+	})
+}
+
+func TestPanicIsContained(t *testing.T) {
+	echo := sockstest.Echo(t)
+	w := newWorld(t, &Config{Dialer: &net.Dialer{}, Policy: func(_ context.Context, r *Request) error {
+		if r.Target.Port == 1 {
+			panic("policy bug")
+		}
+		return nil
+	}})
+	c, _, err := w.connect5("127.0.0.1:1")
+	require.Error(t, err)
+	waitClosed(t, c)
+	rec := w.logs.Wait(t, sockstest.Key("msg", "socks panic"))
+	assert.Equal(t, "policy bug", rec["cause"])
+
+	c, _, err = w.connect5(echo.String())
+	require.NoError(t, err, "the listener goes on serving")
+	_, err = c.Write([]byte("ok"))
+	require.NoError(t, err)
+}
