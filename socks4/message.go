@@ -173,7 +173,9 @@ func (q Request) AppendBinary(b []byte) ([]byte, error) {
 //
 // A wrong version, a user id over [MaxUserLen] bytes, a host name over
 // [MaxNameLen] bytes or an empty host name is an error matching
-// [ErrMalformed]; reading stops at the first byte over a limit. Host and
+// [ErrMalformed]. Reading stops at the first wrong byte: the version is
+// checked before the rest of the request is read, and a field at the first
+// byte over its limit. Host and
 // User are as the client sent them: any byte but NUL.
 func ReadRequest(r io.Reader) (Request, error) {
 	if br, ok := r.(io.ByteReader); ok {
@@ -186,13 +188,16 @@ func ReadRequest(r io.Reader) (Request, error) {
 // stack, and copies the strings out of it with one allocation.
 func readRequestBytes(br io.ByteReader) (Request, error) {
 	var buf [maxRequestLen]byte
-	if err := readBytes(br, buf[:headerLen], 0, "request"); err != nil {
+	if err := readBytes(br, buf[:1], 0, "request"); err != nil {
 		return Request{}, err
 	}
-	q, name, err := parseRequestHeader(buf[:headerLen])
-	if err != nil {
+	if err := checkVersion(buf[0]); err != nil {
 		return Request{}, err
 	}
+	if err := readBytes(br, buf[1:headerLen], 1, "request"); err != nil {
+		return Request{}, err
+	}
+	q, name := parseRequestHeader(buf[:headerLen])
 	n := headerLen
 	userLen, err := readFieldBytes(br, buf[n:], MaxUserLen, n, "user id")
 	if err != nil {
@@ -220,13 +225,16 @@ func readRequestBytes(br io.ByteReader) (Request, error) {
 // that nothing writes to once read, so that the strings share its bytes.
 func readRequestPlain(r io.Reader) (Request, error) {
 	buf := make([]byte, maxRequestLen)
-	if err := readFull(r, buf[:headerLen], 0, "request"); err != nil {
+	if err := readFull(r, buf[:1], 0, "request"); err != nil {
 		return Request{}, err
 	}
-	q, name, err := parseRequestHeader(buf[:headerLen])
-	if err != nil {
+	if err := checkVersion(buf[0]); err != nil {
 		return Request{}, err
 	}
+	if err := readFull(r, buf[1:headerLen], 1, "request"); err != nil {
+		return Request{}, err
+	}
+	q, name := parseRequestHeader(buf[:headerLen])
 	n := headerLen
 	userLen, err := readFieldPlain(r, buf[n:], MaxUserLen, n, "user id")
 	if err != nil {
@@ -250,20 +258,27 @@ func readRequestPlain(r io.Reader) (Request, error) {
 	return q, nil
 }
 
-// parseRequestHeader parses VN, CD, DSTPORT and DSTIP, and reports whether
-// a SOCKS4a host name follows the user id.
-func parseRequestHeader(h []byte) (q Request, name bool, err error) {
-	if h[0] != Version {
-		return Request{}, false, malformed("request version %d, want %d", h[0], Version)
+// checkVersion checks a request's first byte, VN, before anything more is
+// read: a client that is not speaking SOCKS4 (a SOCKS5 client's greeting
+// is 3 bytes long) may be waiting for an answer, not sending 8 bytes.
+func checkVersion(vn byte) error {
+	if vn != Version {
+		return malformed("request version %d, want %d", vn, Version)
 	}
+	return nil
+}
+
+// parseRequestHeader parses CD, DSTPORT and DSTIP, and reports whether a
+// SOCKS4a host name follows the user id.
+func parseRequestHeader(h []byte) (q Request, name bool) {
 	q.Command = Command(h[1])
 	q.Port = binary.BigEndian.Uint16(h[2:4])
 	ip := [4]byte(h[4:8])
 	if is4a(ip) {
-		return q, true, nil
+		return q, true
 	}
 	q.IP = netip.AddrFrom4(ip)
-	return q, false, nil
+	return q, false
 }
 
 // setStrings sets User and Host from s, the fields after the header: the
