@@ -131,7 +131,7 @@ func TestServerHandshake(t *testing.T) {
 	t.Run("Bind", func(t *testing.T) {
 		conn, wait := sockstest.Play(t,
 			sockstest.Send(encode(t, fredBind)...),
-			sockstest.Expect(0, 90, 0xc0, 0x01, 192, 0, 2, 1), // listening on 192.0.2.1:49153
+			sockstest.Expect(0, 90, 0xc0, 0x01, 192, 0, 2, 1),   // listening on 192.0.2.1:49153
 			sockstest.Expect(0, 90, 0x08, 0x48, 66, 102, 7, 99), // 66.102.7.99:2120 connected
 		)
 		s, err := socks4.ServerHandshake(t.Context(), conn)
