@@ -122,10 +122,16 @@ func readReply(r io.Reader) (netip.AddrPort, error) {
 	return netip.AddrPort{}, malformed("reply code %d is not one of 90 to 93", resp.Reply)
 }
 
-// writeMessage encodes m and writes it with a single Write.
-func writeMessage(w io.Writer, m encoding.BinaryAppender) error {
-	var buf [maxRequestLen]byte
-	b, err := m.AppendBinary(buf[:0])
+// A message is a Request or a Response.
+type message interface {
+	encoding.BinaryAppender
+	size() int // the encoding's length, when it can be encoded
+}
+
+// writeMessage encodes m into a buffer of its size, which escapes through
+// w.Write, and writes it with a single Write.
+func writeMessage(w io.Writer, m message) error {
+	b, err := m.AppendBinary(make([]byte, 0, m.size()))
 	if err != nil {
 		return err
 	}

@@ -162,6 +162,14 @@ func (q Request) AppendBinary(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+func (q Request) size() int {
+	n := headerLen + len(q.User) + 1
+	if q.Host != "" {
+		n += len(q.Host) + 1
+	}
+	return n
+}
+
 // ReadRequest reads a [Request] from r, consuming exactly its bytes.
 //
 // A request whose DSTIP is 0.0.0.x with x other than 0 is a SOCKS4a
@@ -304,6 +312,8 @@ func (p Response) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint16(b, p.Port)
 	return append(b, ip[:]...), nil
 }
+
+func (Response) size() int { return responseLen }
 
 // ReadResponse reads a [Response] from r, consuming exactly its 8 bytes.
 // A version other than 0 is an error matching [ErrMalformed]; a reply code
