@@ -32,6 +32,7 @@ type ReplyError struct {
 	Err   error // the cause on the server side, if known; nil on the client side
 }
 
+// Error returns the reply code's meaning, and the cause when known.
 func (e *ReplyError) Error() string {
 	if e.Err != nil {
 		return "socks4: " + e.Reply.String() + ": " + e.Err.Error()
@@ -39,6 +40,7 @@ func (e *ReplyError) Error() string {
 	return "socks4: " + e.Reply.String()
 }
 
+// Unwrap returns the cause, if known.
 func (e *ReplyError) Unwrap() error { return e.Err }
 
 // ReplyFor returns the reply code a server should answer for err, the error

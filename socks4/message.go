@@ -140,11 +140,12 @@ func (q Request) check() ([4]byte, error) {
 }
 
 // AppendBinary appends the request's encoding to b: a SOCKS4a request,
-// with DSTIP 0.0.0.1, when Host is set, a SOCKS4 request otherwise. It is
-// an error, and b is returned unchanged, when the request has no address,
-// an IPv6 address, an IP of the form 0.0.0.x reserved for SOCKS4a, or a
-// user id or host name that is too long or contains a NUL. A host name is
-// never resolved here.
+// with DSTIP 0.0.0.1, when Host is set, a SOCKS4 request otherwise. An
+// IPv4-mapped IPv6 address is sent as the IPv4 address it maps. It is an
+// error, and b is returned unchanged, when the request has no address, an
+// IPv6 address, an IP of the form 0.0.0.x reserved for SOCKS4a, or a user
+// id or host name that is too long or contains a NUL. A host name is never
+// resolved here.
 func (q Request) AppendBinary(b []byte) ([]byte, error) {
 	ip, err := q.check()
 	if err != nil {

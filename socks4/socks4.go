@@ -26,6 +26,7 @@ const (
 	IdentdMismatch    Reply = 93 // rejected: the client and identd report different user ids
 )
 
+// String returns the command's name, CONNECT or BIND, or its number.
 func (c Command) String() string {
 	switch c {
 	case CmdConnect:
@@ -36,6 +37,8 @@ func (c Command) String() string {
 	return "command " + strconv.Itoa(int(c))
 }
 
+// String returns what the reply code means, as the SOCKS4 document words
+// it, or its number.
 func (r Reply) String() string {
 	switch r {
 	case Granted:
