@@ -83,7 +83,7 @@ func ServerHandshake(ctx context.Context, rw io.ReadWriter, methods []ServerMeth
 var defaultServerMethods = []ServerMethod{NoAuth{}}
 
 func selectMethod(methods []ServerMethod, offered []AuthMethod) ServerMethod {
-	if methods == nil {
+	if len(methods) == 0 {
 		methods = defaultServerMethods
 	}
 	for _, m := range methods {
