@@ -100,7 +100,9 @@ func selectMethod(methods []ServerMethod, offered []AuthMethod) ServerMethod {
 // reply. It returns the reply's bound address and the stream the session
 // goes on over: rw, or the authentication method's wrapper around it.
 //
-// A reply other than [Succeeded] is returned as a [*ReplyError]. The server
+// A request that cannot be encoded (no address, a name longer than 255
+// bytes) is an error before anything is sent. A reply other than
+// [Succeeded] is returned as a [*ReplyError]. The server
 // is not trusted: a method it selects that was not offered, a wrong version,
 // a bad length or a malformed address are errors. Nothing is read past the
 // reply; for BIND, read the second reply with [AwaitBind].
@@ -111,6 +113,13 @@ func ClientHandshake(ctx context.Context, rw io.ReadWriter, req Request, methods
 	release := deadline.Bind(ctx, rw)
 	defer func() { err = release(err) }()
 
+	// Encode the request first: one that cannot travel (no address, a name
+	// too long) is an error before anything, credentials included, is sent.
+	var reqBuf [maxRequestLen]byte
+	reqBytes, err := req.AppendBinary(reqBuf[:0])
+	if err != nil {
+		return Addr{}, nil, err
+	}
 	if len(methods) == 0 {
 		methods = defaultClientMethods
 	}
@@ -136,7 +145,7 @@ func ClientHandshake(ctx context.Context, rw io.ReadWriter, req Request, methods
 	if err != nil {
 		return Addr{}, nil, fmt.Errorf("socks5: %v authentication: %w", sel.Method, err)
 	}
-	if err := writeMessage(stream, req); err != nil {
+	if _, err := stream.Write(reqBytes); err != nil {
 		return Addr{}, nil, err
 	}
 	bound, err = readReply(stream)
