@@ -103,6 +103,17 @@ func TestGreetingWire(t *testing.T) {
 	})
 }
 
+// The methods a greeting is read with are its own: appending to them
+// changes nothing else.
+func TestGreetingMethodsAreItsOwn(t *testing.T) {
+	g, err := socks5.ReadGreeting(bytes.NewReader(hexBytes("05 02 00 02")))
+	require.NoError(t, err)
+	assert.Equal(t, len(g.Methods), cap(g.Methods))
+	more := append(g.Methods, socks5.AuthGSSAPI)
+	more[0] = 0x80
+	assert.Equal(t, []socks5.AuthMethod{socks5.AuthNone, socks5.AuthUserPass}, g.Methods)
+}
+
 func TestGreetingEncodeErrors(t *testing.T) {
 	for _, n := range []int{0, 256} {
 		g := socks5.Greeting{Methods: make([]socks5.AuthMethod, n)}
