@@ -45,10 +45,15 @@ func (s *Session) Reply(code Reply, bound Addr) error {
 // [CommandNotSupported] is the caller's part, through [Session.Reply].
 //
 // When rw has a SetDeadline method (a net.Conn does), ctx bounds the whole
-// handshake; otherwise ctx is only checked at its end.
-func ServerHandshake(ctx context.Context, rw io.ReadWriter, methods []ServerMethod) (_ *Session, err error) {
+// handshake; otherwise ctx is only checked at its end. A context that has
+// ended is an error, and an error comes with a nil Session.
+func ServerHandshake(ctx context.Context, rw io.ReadWriter, methods []ServerMethod) (s *Session, err error) {
 	release := deadline.Bind(ctx, rw)
-	defer func() { err = release(err) }()
+	defer func() {
+		if err = release(err); err != nil {
+			s = nil
+		}
+	}()
 
 	g, err := ReadGreeting(rw)
 	if err != nil {
@@ -66,7 +71,7 @@ func ServerHandshake(ctx context.Context, rw io.ReadWriter, methods []ServerMeth
 	if err != nil {
 		return nil, fmt.Errorf("socks5: %v authentication: %w", m.Method(), err)
 	}
-	s := &Session{Method: m.Method(), User: auth.User, Stream: rw}
+	s = &Session{Method: m.Method(), User: auth.User, Stream: rw}
 	if auth.Stream != nil {
 		s.Stream = auth.Stream
 	}
@@ -111,7 +116,11 @@ func selectMethod(methods []ServerMethod, offered []AuthMethod) ServerMethod {
 // handshake; otherwise ctx is only checked at its end.
 func ClientHandshake(ctx context.Context, rw io.ReadWriter, req Request, methods ...ClientMethod) (bound Addr, stream io.ReadWriter, err error) {
 	release := deadline.Bind(ctx, rw)
-	defer func() { err = release(err) }()
+	defer func() {
+		if err = release(err); err != nil {
+			bound, stream = Addr{}, nil
+		}
+	}()
 
 	// Encode the request first: one that cannot travel (no address, a name
 	// too long) is an error before anything, credentials included, is sent.
@@ -164,7 +173,11 @@ var defaultClientMethods = []ClientMethod{NoAuth{}}
 // When rw has a SetDeadline method, ctx bounds the wait.
 func AwaitBind(ctx context.Context, rw io.ReadWriter) (peer Addr, err error) {
 	release := deadline.Bind(ctx, rw)
-	defer func() { err = release(err) }()
+	defer func() {
+		if err = release(err); err != nil {
+			peer = Addr{}
+		}
+	}()
 	return readReply(rw)
 }
 
