@@ -274,9 +274,22 @@ func TestHandshakeWithoutDeadline(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, connectExample, s.Request)
 
+	// A context that ended is an error, and an error comes with no result.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	d = newDuplex(greetingWire(0x00), encode(t, connectExample))
-	_, err = socks5.ServerHandshake(ctx, d, nil)
+	s, err = socks5.ServerHandshake(ctx, d, nil)
 	assert.ErrorIs(t, err, context.Canceled)
+	assert.Nil(t, s)
+
+	reply := encode(t, socks5.Response{Addr: boundLocal})
+	d = newDuplex([]byte{0x05, 0x00}, reply, reply)
+	bound, stream, err := socks5.ClientHandshake(ctx, d, connectExample)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.True(t, bound.IsZero())
+	assert.Nil(t, stream)
+
+	peer, err := socks5.AwaitBind(ctx, d)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.True(t, peer.IsZero())
 }
