@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // MaxNameLen is the longest domain name an address can carry: its length
@@ -44,6 +45,13 @@ func ParseAddr(s string) (Addr, error) {
 		}
 		a.IP = ip
 		return a, nil
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		// An address with a zone netip does not take (empty, or on IPv4)
+		// is still an address with a zone, not a name.
+		if _, err := netip.ParseAddr(host[:i]); err == nil {
+			return Addr{}, &net.AddrError{Err: "IP zone cannot be sent through SOCKS", Addr: s}
+		}
 	}
 	if err := checkName(host); err != nil {
 		return Addr{}, &net.AddrError{Err: err.Error(), Addr: s}

@@ -45,10 +45,15 @@ func (s *Session) Reply(code Reply, bound Addr) error {
 // [CommandNotSupported] is the caller's part, through [Session.Reply].
 //
 // When rw has a SetDeadline method (a net.Conn does), ctx bounds the whole
-// handshake; otherwise ctx is only checked at its end.
-func ServerHandshake(ctx context.Context, rw io.ReadWriter, methods []ServerMethod) (_ *Session, err error) {
+// handshake; otherwise ctx is only checked at its end. A context that has
+// ended is an error, and an error comes with a nil Session.
+func ServerHandshake(ctx context.Context, rw io.ReadWriter, methods []ServerMethod) (s *Session, err error) {
 	release := deadline.Bind(ctx, rw)
-	defer func() { err = release(err) }()
+	defer func() {
+		if err = release(err); err != nil {
+			s = nil
+		}
+	}()
 
 	g, err := ReadGreeting(rw)
 	if err != nil {
@@ -66,7 +71,7 @@ func ServerHandshake(ctx context.Context, rw io.ReadWriter, methods []ServerMeth
 	if err != nil {
 		return nil, fmt.Errorf("socks5: %v authentication: %w", m.Method(), err)
 	}
-	s := &Session{Method: m.Method(), User: auth.User, Stream: rw}
+	s = &Session{Method: m.Method(), User: auth.User, Stream: rw}
 	if auth.Stream != nil {
 		s.Stream = auth.Stream
 	}
@@ -83,7 +88,7 @@ func ServerHandshake(ctx context.Context, rw io.ReadWriter, methods []ServerMeth
 var defaultServerMethods = []ServerMethod{NoAuth{}}
 
 func selectMethod(methods []ServerMethod, offered []AuthMethod) ServerMethod {
-	if methods == nil {
+	if len(methods) == 0 {
 		methods = defaultServerMethods
 	}
 	for _, m := range methods {
@@ -100,7 +105,9 @@ func selectMethod(methods []ServerMethod, offered []AuthMethod) ServerMethod {
 // reply. It returns the reply's bound address and the stream the session
 // goes on over: rw, or the authentication method's wrapper around it.
 //
-// A reply other than [Succeeded] is returned as a [*ReplyError]. The server
+// A request that cannot be encoded (no address, a name longer than 255
+// bytes) is an error before anything is sent. A reply other than
+// [Succeeded] is returned as a [*ReplyError]. The server
 // is not trusted: a method it selects that was not offered, a wrong version,
 // a bad length or a malformed address are errors. Nothing is read past the
 // reply; for BIND, read the second reply with [AwaitBind].
@@ -109,8 +116,19 @@ func selectMethod(methods []ServerMethod, offered []AuthMethod) ServerMethod {
 // handshake; otherwise ctx is only checked at its end.
 func ClientHandshake(ctx context.Context, rw io.ReadWriter, req Request, methods ...ClientMethod) (bound Addr, stream io.ReadWriter, err error) {
 	release := deadline.Bind(ctx, rw)
-	defer func() { err = release(err) }()
+	defer func() {
+		if err = release(err); err != nil {
+			bound, stream = Addr{}, nil
+		}
+	}()
 
+	// Encode the request first: one that cannot travel (no address, a name
+	// too long) is an error before anything, credentials included, is sent.
+	var reqBuf [maxRequestLen]byte
+	reqBytes, err := req.AppendBinary(reqBuf[:0])
+	if err != nil {
+		return Addr{}, nil, err
+	}
 	if len(methods) == 0 {
 		methods = defaultClientMethods
 	}
@@ -136,7 +154,7 @@ func ClientHandshake(ctx context.Context, rw io.ReadWriter, req Request, methods
 	if err != nil {
 		return Addr{}, nil, fmt.Errorf("socks5: %v authentication: %w", sel.Method, err)
 	}
-	if err := writeMessage(stream, req); err != nil {
+	if _, err := stream.Write(reqBytes); err != nil {
 		return Addr{}, nil, err
 	}
 	bound, err = readReply(stream)
@@ -155,7 +173,11 @@ var defaultClientMethods = []ClientMethod{NoAuth{}}
 // When rw has a SetDeadline method, ctx bounds the wait.
 func AwaitBind(ctx context.Context, rw io.ReadWriter) (peer Addr, err error) {
 	release := deadline.Bind(ctx, rw)
-	defer func() { err = release(err) }()
+	defer func() {
+		if err = release(err); err != nil {
+			peer = Addr{}
+		}
+	}()
 	return readReply(rw)
 }
 

@@ -103,11 +103,10 @@ func ReadGreeting(r io.Reader) (Greeting, error) {
 	if err != nil {
 		return Greeting{}, err
 	}
-	methods := make([]AuthMethod, len(p))
-	for i, c := range p {
-		methods[i] = AuthMethod(c)
-	}
-	return Greeting{Methods: methods}, nil
+	// The methods are the reader's own buffer, seen as AuthMethods (a
+	// uint8 type): no second allocation, and a capacity of their own
+	// length, so an append copies rather than writes into the buffer.
+	return Greeting{Methods: unsafe.Slice((*AuthMethod)(&p[0]), len(p))}, nil
 }
 
 // AppendBinary appends the method selection's encoding to b.

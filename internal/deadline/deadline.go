@@ -4,6 +4,8 @@ package deadline
 
 import (
 	"context"
+	"errors"
+	"os"
 	"time"
 )
 
@@ -48,8 +50,17 @@ func Bind(ctx context.Context, c any) (release func(err error) error) {
 
 // withContext returns err, or an error that wraps both ctx's error and err
 // when ctx has ended.
+//
+// A connection whose deadline is ctx's may time out a moment before ctx's
+// own timer fires: a timeout at or after ctx's deadline is ctx's deadline
+// exceeded, whether or not ctx has noticed yet.
 func withContext(ctx context.Context, err error) error {
 	cerr := ctx.Err()
+	if cerr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			cerr = context.DeadlineExceeded
+		}
+	}
 	switch {
 	case cerr == nil:
 		return err
