@@ -1,0 +1,276 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"net/url"
+
+	"golang.org/x/net/proxy"
+
+	"github.com/sockstap/sockstap/socks4"
+	"github.com/sockstap/sockstap/socks5"
+)
+
+// A Scheme is a SOCKS protocol version and where target names are
+// resolved, named as a proxy URL's scheme names it (see the package
+// documentation's table).
+type Scheme string
+
+// The schemes a [Dialer] speaks.
+const (
+	SOCKS4  Scheme = "socks4"  // SOCKS4, names resolved by the client
+	SOCKS4A Scheme = "socks4a" // SOCKS4a, names sent to the proxy
+	SOCKS5  Scheme = "socks5"  // SOCKS5, names resolved by the client
+	SOCKS5H Scheme = "socks5h" // SOCKS5, names sent to the proxy
+)
+
+// version returns the protocol version, 4 or 5, and whether names are
+// resolved by the client; ok is false for an unknown scheme. The empty
+// Scheme is SOCKS5H.
+func (s Scheme) version() (v int, local, ok bool) {
+	switch s {
+	case SOCKS4:
+		return 4, true, true
+	case SOCKS4A:
+		return 4, false, true
+	case SOCKS5:
+		return 5, true, true
+	case SOCKS5H, "":
+		return 5, false, true
+	}
+	return 0, false, false
+}
+
+// opConnect is the Op of a CONNECT's errors.
+const opConnect = "connect"
+
+// A Dialer connects to its targets through one SOCKS server, with the
+// CONNECT command. It implements [proxy.Dialer] and [proxy.ContextDialer].
+// The zero value of each field but Proxy is a default that works; a Dialer
+// may be used by several goroutines at once, and must not be changed while
+// in use.
+//
+// The connection DialContext returns is the connection to the proxy, as
+// Forward returned it (a *[net.TCPConn] by default) with the handshake
+// done: nothing wraps it, so TCP's features and the kernel's zero-copy
+// paths stay. Its RemoteAddr is the proxy's address, as with
+// golang.org/x/net/proxy's SOCKS5 dialer, not the target's.
+type Dialer struct {
+	// Proxy is the SOCKS server's address, "host:port".
+	Proxy string
+
+	// Scheme is the protocol and where names are resolved; the empty
+	// Scheme is SOCKS5H, which sends names to the proxy as
+	// golang.org/x/net/proxy's SOCKS5 dialer does.
+	Scheme Scheme
+
+	// Username and Password authenticate to a SOCKS5 server with RFC 1929's
+	// method, offered beside "no authentication" when Username is set; both
+	// must then be 1 to 255 bytes. Through SOCKS4 and SOCKS4a, Username is
+	// sent as the request's USERID and Password is not used.
+	Username, Password string
+
+	// Forward makes the connection to the proxy: another Dialer for a
+	// chain, or any proxy.ContextDialer. Nil is a [net.Dialer] that uses
+	// Resolver.
+	Forward proxy.ContextDialer
+
+	// Resolver resolves target names for the schemes that resolve them on
+	// the client (socks4, socks5), and the proxy's own name when Forward is
+	// nil. Nil is [net.DefaultResolver].
+	Resolver *net.Resolver
+}
+
+// String returns the dialer as a proxy URL, without the password:
+// "socks5h://alice@127.0.0.1:1080".
+func (d *Dialer) String() string {
+	u := url.URL{Scheme: string(d.scheme()), Host: d.Proxy}
+	if d.Username != "" {
+		u.User = url.User(d.Username)
+	}
+	return u.String()
+}
+
+func (d *Dialer) scheme() Scheme {
+	if d.Scheme == "" {
+		return SOCKS5H
+	}
+	return d.Scheme
+}
+
+// Dial connects to address on network through the proxy; see
+// [Dialer.DialContext].
+func (d *Dialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// direct is the Forward of a Dialer that has none and no Resolver.
+var direct net.Dialer
+
+// DialContext connects to address on network through the proxy: network is
+// "tcp", "tcp4" or "tcp6", and address is "host:port". For the schemes that
+// resolve names on the client, a name is resolved with Resolver to the
+// first address that the protocol can carry and the network allows (tcp4:
+// IPv4, tcp6: IPv6); for the others, the name goes to the proxy, which
+// picks the address, whatever the network says.
+//
+// ctx bounds the whole dial: the connection to the proxy and the
+// handshake. When it ends before the dial is done, the connection is
+// closed at once and the error wraps ctx's error. Every error is a
+// [*net.OpError] (see the package documentation), and no connection is
+// left open behind one.
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	target, err := socks5.ParseAddr(address)
+	if err != nil {
+		return nil, d.opError(network, nil, err)
+	}
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, d.opError(network, target, net.UnknownNetworkError(network))
+	}
+	version, local, ok := d.Scheme.version()
+	if !ok {
+		return nil, d.opError(network, target, errors.New("dialer: unknown scheme "+string(d.Scheme)))
+	}
+
+	dst := target
+	if dst.Name != "" && local {
+		ip, err := d.resolve(ctx, network, dst.Name, version == 4)
+		if err != nil {
+			return nil, d.opError(network, target, err)
+		}
+		dst = socks5.Addr{IP: ip, Port: dst.Port}
+	} else if dst.Name == "" {
+		dst.IP = dst.IP.Unmap()
+		if err := check(network, dst.IP, version == 4); err != nil {
+			return nil, d.opError(network, target, err)
+		}
+	}
+
+	c, err := d.forward().DialContext(ctx, "tcp", d.Proxy)
+	if err != nil {
+		return nil, d.opError(network, target, &unreachableError{err})
+	}
+	if err := d.handshake(ctx, c, version, dst); err != nil {
+		c.Close()
+		return nil, d.opError(network, target, err)
+	}
+	return c, nil
+}
+
+// forward returns the dialer that reaches the proxy.
+func (d *Dialer) forward() proxy.ContextDialer {
+	switch {
+	case d.Forward != nil:
+		return d.Forward
+	case d.Resolver != nil:
+		return &net.Dialer{Resolver: d.Resolver}
+	}
+	return &direct
+}
+
+// handshake runs the CONNECT handshake for dst on c, within ctx: when ctx
+// ends, c is closed at once.
+func (d *Dialer) handshake(ctx context.Context, c net.Conn, version int, dst socks5.Addr) (err error) {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer func() {
+			if !stop() && err == nil {
+				err = ctx.Err() // ended as the handshake did: c is closed
+			}
+		}()
+	}
+	if version == 4 {
+		err = d.handshake4(ctx, c, dst)
+	} else {
+		err = d.handshake5(ctx, c, dst)
+	}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = &ctxError{ctx: cerr, err: err}
+		}
+	}
+	return err
+}
+
+func (d *Dialer) handshake4(ctx context.Context, c net.Conn, dst socks5.Addr) error {
+	req := socks4.Request{Command: socks4.CmdConnect, Port: dst.Port, IP: dst.IP, Host: dst.Name, User: d.Username}
+	_, err := socks4.ClientHandshake(ctx, c, req)
+	return err
+}
+
+func (d *Dialer) handshake5(ctx context.Context, c net.Conn, dst socks5.Addr) error {
+	req := socks5.Request{Command: socks5.CmdConnect, Addr: dst}
+	var err error
+	if d.Username != "" {
+		_, _, err = socks5.ClientHandshake(ctx, c, req,
+			socks5.UserPassClient{Username: d.Username, Password: d.Password}, socks5.NoAuth{})
+	} else {
+		_, _, err = socks5.ClientHandshake(ctx, c, req)
+	}
+	return err
+}
+
+// opError returns err as the *net.OpError of a CONNECT to target (nil
+// when address did not parse).
+func (d *Dialer) opError(network string, target net.Addr, err error) error {
+	var source net.Addr
+	if a, perr := socks5.ParseAddr(d.Proxy); perr == nil {
+		source = a
+	}
+	return &net.OpError{Op: opConnect, Net: network, Source: source, Addr: target, Err: err}
+}
+
+// check reports whether ip fits network, and the protocol.
+func check(network string, ip netip.Addr, v4only bool) error {
+	if !fits(network, ip) {
+		return &net.AddrError{Err: "no suitable address found", Addr: ip.String()}
+	}
+	if v4only && !ip.Is4() {
+		return errIPv6Target
+	}
+	return nil
+}
+
+// fits reports whether ip, unmapped, is of the family network allows.
+func fits(network string, ip netip.Addr) bool {
+	switch network {
+	case "tcp4":
+		return ip.Is4()
+	case "tcp6":
+		return ip.Is6()
+	}
+	return true
+}
+
+// resolve returns the first address of name that fits network and, when
+// v4only, is IPv4.
+func (d *Dialer) resolve(ctx context.Context, network, name string, v4only bool) (netip.Addr, error) {
+	r := d.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ips, err := r.LookupNetIP(ctx, "ip", name)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	onlyIPv6 := false
+	for _, ip := range ips {
+		ip = ip.Unmap().WithZone("")
+		if !fits(network, ip) {
+			continue
+		}
+		if v4only && !ip.Is4() {
+			onlyIPv6 = true
+			continue
+		}
+		return ip, nil
+	}
+	if onlyIPv6 {
+		return netip.Addr{}, &ipv6NameError{name: name}
+	}
+	return netip.Addr{}, &net.AddrError{Err: "no suitable address found", Addr: name}
+}

@@ -1,0 +1,45 @@
+// Package dialer is the client side of SOCKS: a [proxy.ContextDialer] that
+// reaches its targets through SOCKS 4, 4a or 5 servers, one or a chain of
+// them, picked per destination.
+//
+// A [Dialer] is one SOCKS server. It is built from a proxy URL by [Parse]
+// or [FromURL], with curl's meaning of the schemes, which decides where a
+// target's name is resolved:
+//
+//	scheme    protocol                     names resolved   credentials
+//	socks4    SOCKS4                       by the client    user: USERID
+//	socks4a   SOCKS4a                      by the proxy     user: USERID
+//	socks5    SOCKS5, RFC 1928             by the client    user and password, RFC 1929
+//	socks5h   SOCKS5, RFC 1928             by the proxy     user and password, RFC 1929
+//
+// The port is 1080 when the URL has none. Note that golang.org/x/net/proxy
+// reads socks5 differently: its SOCKS5 dialer always sends names to the
+// proxy, for socks5 as for socks5h. Here socks5 resolves names on the
+// client, as curl, and most programs that follow it, do; use socks5h to
+// have the proxy resolve them.
+//
+// SOCKS4 carries only IPv4 addresses: through socks4 a name is resolved to
+// an IPv4 address, and a name that has only IPv6 addresses, or an IPv6
+// target, is an error matching [ErrIPv4Only]. SOCKS5 carries both.
+//
+// Importing the package registers socks4 and socks4a with
+// [proxy.RegisterDialerType], so that [proxy.FromURL] builds them too
+// (x/net builds socks5 and socks5h itself, its way).
+//
+// [Chain] makes a strict chain, each server reached through the one before
+// it, as proxychains does. A [Router] picks how to reach each destination:
+// directly, or through an ordered list of peers tried in turn while they
+// cannot be reached, like Squid's parent cache peers. [FromEnvironment]
+// builds a dialer from ALL_PROXY and NO_PROXY.
+//
+// A failed dial is a [*net.OpError]: Op is the command ("connect"), Net the
+// network, Source the proxy's address and Addr the target. When the proxy
+// answered with a failure, it wraps the reply: a [*socks5.ReplyError] or a
+// [*socks4.ReplyError], found with [errors.As], tells a target that refused
+// the connection ([socks5.ConnectionRefused]) from a proxy that does not
+// allow it ([socks5.NotAllowed]).
+//
+// The context given to DialContext bounds the whole dial: the connection
+// to the proxy, every hop of a chain, and each handshake. When it ends the
+// connection is closed at once and the dial returns the context's error.
+package dialer

@@ -1,0 +1,48 @@
+package dialer
+
+import (
+	"errors"
+)
+
+// ErrIPv4Only is matched by the error of a dial through SOCKS4 or SOCKS4a
+// to a target that only IPv6 can reach: an IPv6 address, or, through
+// socks4, a name that has only IPv6 addresses. SOCKS5 carries IPv6.
+var ErrIPv4Only = errors.New("dialer: SOCKS4 carries only IPv4 addresses")
+
+var errIPv6Target = &ipv6Error{msg: "an IPv6 target cannot be sent through SOCKS4 (use socks5)"}
+
+// ipv6Error is an IPv6 target through SOCKS4.
+type ipv6Error struct{ msg string }
+
+func (e *ipv6Error) Error() string        { return "dialer: " + e.msg }
+func (e *ipv6Error) Is(target error) bool { return target == ErrIPv4Only }
+
+// ipv6NameError is a name, resolved for SOCKS4, that has only IPv6
+// addresses.
+type ipv6NameError struct{ name string }
+
+func (e *ipv6NameError) Error() string {
+	return "dialer: " + e.name + " has only IPv6 addresses, which SOCKS4 cannot carry (use socks4a or socks5)"
+}
+
+func (e *ipv6NameError) Is(target error) bool { return target == ErrIPv4Only }
+
+// unreachableError is the failure to connect to the proxy itself: through
+// its Forward dialer, so for the last hop of a chain, the failure of any
+// hop before it. A [Router] tries its next peer after one.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return "reaching the proxy: " + e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// unreachable reports whether err says the proxy could not be reached.
+func unreachable(err error) bool {
+	_, ok := errors.AsType[*unreachableError](err)
+	return ok
+}
+
+// ctxError is a handshake's error when the context ended during it.
+type ctxError struct{ ctx, err error }
+
+func (e *ctxError) Error() string   { return e.ctx.Error() + ": " + e.err.Error() }
+func (e *ctxError) Unwrap() []error { return []error{e.ctx, e.err} }

@@ -1,0 +1,126 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/proxy"
+)
+
+// DefaultPort is the port of a proxy URL that names none: SOCKS's.
+const DefaultPort = "1080"
+
+func init() {
+	for _, s := range []Scheme{SOCKS4, SOCKS4A} {
+		proxy.RegisterDialerType(string(s), func(u *url.URL, forward proxy.Dialer) (proxy.Dialer, error) {
+			return FromURL(u, forward)
+		})
+	}
+}
+
+// Parse returns the Dialer that a proxy URL describes, such as
+// "socks5h://alice:secret@proxy.example:1080": one of the four schemes
+// of the package documentation's table, the proxy's host and port (1080
+// when none is given), and credentials, percent-encoded, from the URL's
+// user information. The Dialer reaches the proxy directly.
+func Parse(rawURL string) (*Dialer, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// Not url.Error's message: it quotes the URL, password and all.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("dialer: proxy URL: %w", err)
+	}
+	return FromURL(u, nil)
+}
+
+// FromURL returns the Dialer that u describes, as [Parse] reads it, which
+// reaches the proxy through forward; nil forward connects directly. A
+// forward that is not a [proxy.ContextDialer] is called in a goroutine of
+// its own, which a cancelled dial leaves running until forward returns.
+//
+// Its signature, but for the result's type, is the one
+// [proxy.RegisterDialerType] takes; the package registers it for socks4
+// and socks4a.
+func FromURL(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
+	scheme := Scheme(strings.ToLower(u.Scheme))
+	if _, _, ok := scheme.version(); !ok || scheme == "" {
+		return nil, fmt.Errorf("dialer: proxy URL %s: unsupported scheme %q (want socks4, socks4a, socks5 or socks5h)",
+			u.Redacted(), u.Scheme)
+	}
+	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("dialer: proxy URL %s: no proxy host", u.Redacted())
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("dialer: proxy URL %s: a proxy URL has no path, query or fragment", u.Redacted())
+	}
+	port := u.Port()
+	if port == "" {
+		port = DefaultPort
+	}
+	d := &Dialer{Proxy: net.JoinHostPort(u.Hostname(), port), Scheme: scheme}
+	if u.User != nil {
+		d.Username = u.User.Username()
+		d.Password, _ = u.User.Password()
+	}
+	if err := d.checkCredentials(); err != nil {
+		return nil, fmt.Errorf("dialer: proxy URL %s: %w", u.Redacted(), err)
+	}
+	switch f := forward.(type) {
+	case nil:
+	case proxy.ContextDialer:
+		d.Forward = f
+	default:
+		d.Forward = contextDialer{forward}
+	}
+	return d, nil
+}
+
+// checkCredentials reports credentials that the scheme cannot send.
+func (d *Dialer) checkCredentials() error {
+	v, _, _ := d.Scheme.version()
+	switch {
+	case v == 4 && len(d.Username) > 255:
+		return fmt.Errorf("user id longer than 255 bytes")
+	case v == 4 && strings.IndexByte(d.Username, 0) >= 0:
+		return fmt.Errorf("user id contains a NUL byte")
+	case v == 5 && d.Username == "" && d.Password != "":
+		return fmt.Errorf("a password without a username")
+	case v == 5 && d.Username != "" && (d.Password == "" || len(d.Username) > 255 || len(d.Password) > 255):
+		return fmt.Errorf("SOCKS5 username and password must both be 1 to 255 bytes")
+	}
+	return nil
+}
+
+// contextDialer makes a proxy.Dialer a proxy.ContextDialer: the dial runs
+// in a goroutine of its own, and a connection it returns after ctx has
+// ended is closed.
+type contextDialer struct{ d proxy.Dialer }
+
+func (cd contextDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := cd.d.Dial(network, address)
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		return r.c, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
