@@ -126,7 +126,21 @@ func Echo(t testing.TB) *net.TCPAddr {
 // and waits for every goroutine.
 func Serve(t testing.TB, handle func(net.Conn)) *net.TCPAddr {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return ServeOn(t, "127.0.0.1:0", handle)
+}
+
+// EchoOn is [Echo] on address, such as "[::1]:0" for IPv6 loopback.
+func EchoOn(t testing.TB, address string) *net.TCPAddr {
+	t.Helper()
+	return ServeOn(t, address, func(c net.Conn) {
+		io.Copy(c, c)
+	})
+}
+
+// ServeOn is [Serve] on address, such as "[::1]:0" for IPv6 loopback.
+func ServeOn(t testing.TB, address string, handle func(net.Conn)) *net.TCPAddr {
+	t.Helper()
+	ln, err := net.Listen("tcp", address)
 	if err != nil {
 		t.Fatalf("sockstest: %v", err)
 	}
