@@ -162,5 +162,3 @@ func TestDialerString(t *testing.T) {
 		})
 	}
 }
-
-
