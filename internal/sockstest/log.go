@@ -54,6 +54,33 @@ func (l *Logs) Wait(t testing.TB, match func(map[string]string) bool) map[string
 	}
 }
 
+// WaitN returns the first n records for which match is true, waiting for
+// them at most Timeout; it fails the test when they do not come.
+func (l *Logs) WaitN(t testing.TB, n int, match func(map[string]string) bool) []map[string]string {
+	t.Helper()
+	deadline := time.After(Timeout)
+	for {
+		l.mu.Lock()
+		var found []map[string]string
+		for _, r := range l.records {
+			if match(r) {
+				found = append(found, r)
+			}
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		if len(found) >= n {
+			return found[:n]
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("sockstest: %d of %d matching log records in time; records: %v", len(found), n, l.All())
+			return nil
+		}
+	}
+}
+
 // Key returns a matcher for Wait: a record whose key has value.
 func Key(key, value string) func(map[string]string) bool {
 	return func(r map[string]string) bool { return r[key] == value }
