@@ -188,10 +188,15 @@ func (d *Dialer) handshake(ctx context.Context, c net.Conn, version int, dst soc
 	} else {
 		err = d.handshake5(ctx, c, dst)
 	}
-	if err != nil {
-		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-			err = &ctxError{ctx: cerr, err: err}
-		}
+	if err == nil {
+		return nil
+	}
+	cerr := ctx.Err()
+	if cerr == nil && errors.Is(err, context.DeadlineExceeded) {
+		cerr = context.DeadlineExceeded // ctx's deadline, before its timer fired
+	}
+	if cerr != nil {
+		err = &ctxError{ctx: cerr, err: err}
 	}
 	return err
 }

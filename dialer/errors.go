@@ -1,7 +1,9 @@
 package dialer
 
 import (
+	"context"
 	"errors"
+	"net"
 )
 
 // ErrIPv4Only is matched by the error of a dial through SOCKS4 or SOCKS4a
@@ -34,6 +36,7 @@ type unreachableError struct{ err error }
 
 func (e *unreachableError) Error() string { return "reaching the proxy: " + e.err.Error() }
 func (e *unreachableError) Unwrap() error { return e.err }
+func (e *unreachableError) Timeout() bool { return isTimeout(e.err) }
 
 // unreachable reports whether err says the proxy could not be reached.
 func unreachable(err error) bool {
@@ -44,5 +47,24 @@ func unreachable(err error) bool {
 // ctxError is a handshake's error when the context ended during it.
 type ctxError struct{ ctx, err error }
 
-func (e *ctxError) Error() string   { return e.ctx.Error() + ": " + e.err.Error() }
+func (e *ctxError) Error() string {
+	if errors.Is(e.err, e.ctx) {
+		return e.err.Error()
+	}
+	return e.ctx.Error() + ": " + e.err.Error()
+}
+
 func (e *ctxError) Unwrap() []error { return []error{e.ctx, e.err} }
+
+// Timeout reports whether the context's deadline passed, so that the
+// *net.OpError around the error reports a timeout.
+func (e *ctxError) Timeout() bool { return e.ctx == context.DeadlineExceeded }
+
+// isTimeout reports whether err is a net.Error that timed out, or a
+// context's deadline.
+func isTimeout(err error) bool {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}
