@@ -1,0 +1,77 @@
+package dialer_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/sockstap/sockstap/dialer"
+)
+
+func TestHosts(t *testing.T) {
+	tests := []struct {
+		list    string
+		address string
+		want    bool
+	}{
+		// Domains: the name and its subdomains, with or without the dot.
+		{"example.com", "example.com:80", true},
+		{"example.com", "www.example.com:443", true},
+		{"example.com", "a.b.example.com:443", true},
+		{".example.com", "example.com:80", true},
+		{".example.com", "www.example.com:80", true},
+		{"*.example.com", "www.example.com:80", true},
+		{"example.com", "badexample.com:80", false},
+		{"example.com", "example.com.evil:80", false},
+		{"example.com", "com:80", false},
+		{"Example.COM", "WWW.example.com:80", true},
+		{"example.com.", "www.example.com:80", true},
+		{"example.com", "www.example.com.:80", true},
+		{"example.com", "example.com", true},
+		{"localhost", "127.0.0.1:80", false}, // names are not resolved
+		// Everything.
+		{"*", "anything.example:1", true},
+		{"*", "[2001:db8::1]:1", true},
+		{"*.", "example.com:80", false},
+		// IP addresses and networks.
+		{"192.0.2.1", "192.0.2.1:80", true},
+		{"192.0.2.1", "192.0.2.2:80", false},
+		{"10.0.0.0/8", "10.1.2.3:80", true},
+		{"10.0.0.0/8", "11.1.2.3:80", false},
+		{"10.1.2.3/8", "10.200.0.1:80", true}, // host bits set, as people write it
+		{"::1", "[::1]:80", true},
+		{"[::1]", "[::1]:80", true},
+		{"fd00::/8", "[fd12:3456::1]:80", true},
+		{"fd00::/8", "[fe80::1]:80", false},
+		{"192.0.2.1", "[::ffff:192.0.2.1]:80", true},
+		{"::ffff:10.0.0.0/104", "10.9.9.9:80", true},
+		{"192.0.2.1", "192.0.2.1.example:80", false},
+		{"10.0.0.0/8", "ten.example:80", false},
+		// Ports.
+		{"example.com:443", "www.example.com:443", true},
+		{"example.com:443", "www.example.com:80", false},
+		{"example.com:443", "example.com", false},
+		{"192.0.2.1:80", "192.0.2.1:80", true},
+		{"192.0.2.1:80", "192.0.2.1:81", false},
+		{"[::1]:8080", "[::1]:8080", true},
+		{"[::1]:8080", "[::1]:8081", false},
+		// Lists, and entries that are ignored.
+		{"a.example, b.example ,c.example", "b.example:80", true},
+		{"a.example b.example\tc.example", "c.example:80", true},
+		{"a.example,,", "a.example:80", true},
+		{"example.com:http,other.example", "example.com:80", false},
+		{"example.com:http,other.example", "x.other.example:80", true},
+		{"example.com:0", "example.com:0", false},
+		{"", "example.com:80", false},
+		{" , ", "example.com:80", false},
+		{"10.0.0.0/99", "10.0.0.1:80", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.list+" "+tt.address, func(t *testing.T) {
+			assert.Equal(t, tt.want, dialer.ParseHosts(tt.list).Contains(tt.address))
+		})
+	}
+
+	var zero dialer.Hosts
+	assert.False(t, zero.Contains("example.com:80"), "the zero Hosts contains nothing")
+}
