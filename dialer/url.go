@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/proxy"
@@ -62,6 +63,8 @@ func FromURL(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
 	port := u.Port()
 	if port == "" {
 		port = DefaultPort
+	} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return nil, fmt.Errorf("dialer: proxy URL %s: invalid port %q", u.Redacted(), port)
 	}
 	d := &Dialer{Proxy: net.JoinHostPort(u.Hostname(), port), Scheme: scheme}
 	if u.User != nil {
