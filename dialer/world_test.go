@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,3 +235,5 @@ var errConnRefused = syscall.ECONNREFUSED
 
 var loopback4 = netip.MustParseAddr("127.0.0.1")
 var loopback6 = netip.MustParseAddr("::1")
+
+func itoa(n int) string { return strconv.Itoa(n) }
