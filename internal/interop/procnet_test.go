@@ -1,6 +1,8 @@
 package interop
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -76,4 +78,41 @@ func TestListening(t *testing.T) {
 	_, ok, err = listening(os.Getpid(), loopback, want.Port())
 	require.NoError(t, err)
 	assert.False(t, ok, "a closed listener is still found")
+}
+
+// FuzzParseSockets checks that parseSockets never panics, and that what it
+// parses comes back the same when written as the kernel writes it and
+// parsed again.
+func FuzzParseSockets(f *testing.F) {
+	f.Add("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+		"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n")
+	f.Add("header\n   0: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0 100 0 0 10 0\n")
+	f.Add("header\n 0: 7F:1F90 00000000:0000 0A 0 0 0 0 0 1\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, table string) {
+		socks, err := parseSockets(strings.NewReader(table))
+		if err != nil {
+			return
+		}
+		var b strings.Builder
+		b.WriteString("header\n")
+		for i, s := range socks {
+			fmt.Fprintf(&b, "%4d: %s:%04X 00000000:0000 %02X 00000000:00000000 00:00000000 00000000     0        0 %d\n",
+				i, hexAddr(s.local.Addr()), s.local.Port(), s.state, s.inode)
+		}
+		again, err := parseSockets(strings.NewReader(b.String()))
+		require.NoError(t, err, "parsing\n%s", b.String())
+		assert.Equal(t, socks, again)
+	})
+}
+
+// hexAddr writes an address as /proc/net/tcp does: 32-bit words, each
+// printed as the machine's byte order reads it.
+func hexAddr(a netip.Addr) string {
+	raw := a.AsSlice()
+	var b strings.Builder
+	for i := 0; i < len(raw); i += 4 {
+		fmt.Fprintf(&b, "%08X", binary.NativeEndian.Uint32(raw[i:]))
+	}
+	return b.String()
 }
