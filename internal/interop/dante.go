@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -48,7 +49,8 @@ func Dante(t testing.TB, opts Options) *net.TCPAddr {
 	dir := t.TempDir()
 	_, addr := startOnFreePort(t, "danted", func(port uint16) *process {
 		conf := writeFile(t, dir, "danted.conf", danteConfig(port, method, os.Geteuid() == 0))
-		return start(t, dir, "danted", path, "-f", conf, "-N", "1")
+		// -p: not the default pid file, the system-wide instance's.
+		return start(t, dir, "danted", path, "-f", conf, "-p", filepath.Join(dir, "danted.pid"), "-N", "1")
 	})
 	return addr
 }
