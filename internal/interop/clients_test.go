@@ -3,10 +3,14 @@ package interop
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sockstap/sockstap/internal/sockstest"
+	"github.com/sockstap/sockstap/socks5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -70,21 +74,93 @@ func TestProxychains(t *testing.T) {
 			"--noproxy", "*", fmt.Sprintf("http://127.0.0.1:%d/", port))
 		assert.Equal(t, body, string(got))
 	})
-	t.Run("SOCKS4ThenSOCKS5/ProxyDNS", func(t *testing.T) {
+	t.Run("SOCKS4ThenSOCKS5", func(t *testing.T) {
 		t.Parallel()
 		body := "proxychains, two hops"
 		port := origin(t, body)
 		first, second := Dante(t, Options{}), Microsocks(t, "", "")
-		conf := ProxychainsConf(t, true,
+		conf := ProxychainsConf(t, false,
 			Proxy{Type: "socks4", Addr: first},
 			Proxy{Type: "socks5", Addr: second})
 		ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 		defer cancel()
-		// With proxy_dns curl never resolves "localhost": the name goes
-		// through dante to microsocks, which resolves it.
 		got := Proxychains(t, ctx, conf, "curl", "--silent", "--show-error", "--fail",
-			"--noproxy", "*", fmt.Sprintf("http://localhost:%d/", port))
+			"--noproxy", "*", fmt.Sprintf("http://127.0.0.1:%d/", port))
 		assert.Equal(t, body, string(got))
+	})
+}
+
+// TestProxychainsProxyDNS checks what ProxychainsConf's proxyDNS changes:
+// with it, a name that resolves nowhere reaches the proxy, a SOCKS5 server
+// of the test's own that takes the name for the origin's address; without
+// it, curl fails to resolve the name and the proxy hears nothing.
+func TestProxychainsProxyDNS(t *testing.T) {
+	t.Parallel()
+	const name = "origin.sockstap.invalid" // RFC 6761: resolves nowhere
+	body := "reached by name"
+	port := origin(t, body)
+	url := fmt.Sprintf("http://%s:%d/", name, port)
+
+	var mu sync.Mutex
+	var asked []socks5.Addr
+	proxy := sockstest.Serve(t, func(c net.Conn) {
+		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+		defer cancel()
+		sess, err := socks5.ServerHandshake(ctx, c, nil)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		asked = append(asked, sess.Request.Addr)
+		mu.Unlock()
+		if sess.Request.Addr.Name != name {
+			sess.Reply(socks5.HostUnreachable, socks5.Addr{})
+			return
+		}
+		up, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", sess.Request.Addr.Port), stepTimeout)
+		if err != nil {
+			sess.Reply(socks5.ReplyFor(err), socks5.Addr{})
+			return
+		}
+		defer up.Close()
+		bound, _ := socks5.AddrFromNet(up.LocalAddr())
+		if sess.Reply(socks5.Succeeded, bound) != nil {
+			return
+		}
+		sent := make(chan struct{})
+		go func() {
+			io.Copy(up, c)
+			up.(*net.TCPConn).CloseWrite()
+			close(sent)
+		}()
+		io.Copy(c, up)
+		c.Close()
+		<-sent
+	})
+	requests := func() []socks5.Addr {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]socks5.Addr(nil), asked...)
+	}
+
+	t.Run("On", func(t *testing.T) {
+		conf := ProxychainsConf(t, true, Proxy{Type: "socks5", Addr: proxy})
+		ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+		defer cancel()
+		got := Proxychains(t, ctx, conf, "curl", "--silent", "--show-error", "--fail", "--noproxy", "*", url)
+		assert.Equal(t, body, string(got))
+		assert.Equal(t, []socks5.Addr{{Name: name, Port: uint16(port)}}, requests())
+	})
+	t.Run("Off", func(t *testing.T) {
+		before := len(requests())
+		conf := ProxychainsConf(t, false, Proxy{Type: "socks5", Addr: proxy})
+		ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+		defer cancel()
+		_, err := Try(t, ctx, nil, "proxychains4", "-q", "-f", conf,
+			"curl", "--silent", "--show-error", "--noproxy", "*", url)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "exit status 6", "curl's code for a name it could not resolve")
+		assert.Len(t, requests(), before, "the proxy was asked")
 	})
 }
 
