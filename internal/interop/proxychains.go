@@ -23,8 +23,9 @@ type Proxy struct {
 // connection goes through all proxies, in order, or fails. With proxyDNS
 // the program's name lookups are answered with placeholder addresses and
 // the names travel to the last proxy, which resolves them (SOCKS4a or
-// SOCKS5 with a domain name); without it the program resolves names
-// itself and the proxies see addresses only.
+// SOCKS5 with a domain name), except names in /etc/hosts, "localhost"
+// among them, which proxychains4 resolves itself; without proxyDNS the
+// program resolves names itself and the proxies see addresses only.
 func ProxychainsConf(t testing.TB, proxyDNS bool, proxies ...Proxy) string {
 	t.Helper()
 	if len(proxies) == 0 {
