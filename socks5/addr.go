@@ -172,18 +172,3 @@ func appendAddr(b []byte, a Addr) ([]byte, error) {
 	}
 	return binary.BigEndian.AppendUint16(b, a.Port), nil
 }
-
-// addrLen returns how many bytes follow ATYP for an address of type t whose
-// first byte (the name's length, for a domain) is first, or -1 for an
-// unknown type.
-func addrLen(t AddrType, first byte) int {
-	switch t {
-	case AddrIPv4:
-		return 4 + 2
-	case AddrIPv6:
-		return 16 + 2
-	case AddrDomain:
-		return 1 + int(first) + 2
-	}
-	return -1
-}

@@ -23,6 +23,10 @@ var past = time.Unix(1, 0)
 // interrupts any blocked call. When c is not a [Setter], or ctx can never
 // end, Bind changes nothing and ctx is only checked by release.
 //
+// A deadline c had before is replaced, and release leaves c with none:
+// callers that keep deadlines of their own set them after release, or pass
+// a reader and writer without SetDeadline.
+//
 // release takes the error the guarded work returned, clears the deadline
 // Bind set, and returns the error to report: the context's error, wrapped
 // around the work's own, when the context ended during the work.

@@ -83,10 +83,15 @@ type relay struct {
 	once           sync.Once
 	err            atomic.Pointer[error]
 
-	// probe is the direction that found itself idle, and the other idle by
-	// its record, and cut the other's copy short to learn whether the
-	// record still holds.
-	probe atomic.Pointer[direction]
+	// probe is the question a direction that found itself idle, and the
+	// other idle by its record, put to the other by cutting its copy short.
+	probe atomic.Pointer[probe]
+}
+
+// probe is a direction's question to the other: has anything moved?
+type probe struct {
+	from *direction
+	at   time.Time
 }
 
 // direction is one way of the relay.
@@ -121,7 +126,6 @@ func (r *relay) fail(err error) {
 func (r *relay) copy(d *direction) {
 	defer d.done.Store(true)
 	if len(d.first) > 0 {
-		r.arm(d)
 		n, err := d.dst.Write(d.first)
 		d.n.Add(int64(n))
 		d.first = nil
@@ -136,7 +140,6 @@ func (r *relay) copy(d *direction) {
 		d.n.Add(n)
 		if n > 0 {
 			d.moved.Store(time.Now().UnixNano())
-			r.probe.Store(nil)
 		}
 		switch {
 		case err == nil:
@@ -161,37 +164,55 @@ func (r *relay) copy(d *direction) {
 	}
 }
 
-// arm sets the direction's deadlines for one idle period.
+// arm sets the direction's read deadline one idle period away.
+//
+// Only reads get deadlines. A splice that times out writing loses the
+// bytes it has taken from the source and not yet written, so a write is
+// never cut short: a writer stuck on a peer that does not read is found
+// out by the other direction instead (see idleBoth).
 func (r *relay) arm(d *direction) {
-	if r.idle <= 0 {
-		return
+	if r.idle > 0 {
+		d.src.SetReadDeadline(time.Now().Add(r.idle))
 	}
-	t := time.Now().Add(r.idle)
-	d.src.SetReadDeadline(t)
-	d.dst.SetWriteDeadline(t)
 }
 
-// idleBoth reports, for a direction whose copy has just timed out, whether
-// nothing has moved either way for the idle timeout.
+// idleBoth reports, for a direction whose copy has just returned on its
+// read deadline, whether the relay has been idle for the idle timeout.
 //
 // A direction learns what it moved only when its copy returns, which it
-// does at least once an idle period; so the other's record may be stale.
-// When the record says idle, the other's copy is cut short (probed) to
-// find out: if it returns with nothing moved and finds the probe still
-// standing, both were idle, and it ends the relay.
+// does at least once an idle period unless it is stuck writing; so the
+// other's record may be stale. A direction that has been idle for the
+// timeout, and finds the other idle by its record, asks the other (cuts
+// its read short). The other answers when it returns: if it has been idle
+// too, the relay is idle; if not, it withdraws the question. A question
+// left unanswered for two idle periods means the other is stuck writing
+// to a peer that does not read, and the relay is idle as well.
 func (r *relay) idleBoth(d *direction) bool {
 	now := time.Now()
 	limit := now.Add(-r.idle).UnixNano()
-	if d.moved.Load() > limit {
-		return false
-	}
+	quiet := d.moved.Load() <= limit
+	p := r.probe.Load()
 	o := d.other
-	if o.done.Load() || r.probe.Load() == o {
+	switch {
+	case p != nil && p.from == o: // o asked: answer
+		if quiet {
+			return true
+		}
+		r.probe.CompareAndSwap(p, nil)
+		return false
+	case !quiet:
+		if p != nil {
+			r.probe.CompareAndSwap(p, nil) // d's own question is moot
+		}
+		return false
+	case o.done.Load():
 		return true
-	}
-	if o.moved.Load() <= limit && r.probe.CompareAndSwap(nil, d) {
-		o.src.SetReadDeadline(now)
-		o.dst.SetWriteDeadline(now)
+	case p != nil: // d's question stands
+		return now.Sub(p.at) >= 2*r.idle
+	case o.moved.Load() <= limit:
+		if r.probe.CompareAndSwap(nil, &probe{from: d, at: now}) {
+			o.src.SetReadDeadline(now)
+		}
 	}
 	return false
 }

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sockstap/sockstap/internal/sockstest"
+	"github.com/sockstap/sockstap/socks4"
+	"github.com/sockstap/sockstap/socks5"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// start runs the gateway with args on a free loopback port and returns its
+// address and its log; the test's cleanup stops it and checks it stopped
+// cleanly.
+func start(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	addrs := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), logs, func(a net.Addr) { addrs <- a })
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-addrs:
+	case err := <-done:
+		t.Fatalf("gateway ended: %v\n%s", err, logs)
+	case <-time.After(sockstest.Timeout):
+		t.Fatal("gateway did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(sockstest.Timeout):
+			t.Error("gateway did not stop")
+		}
+		assert.Contains(t, logs.String(), "gateway stopped")
+	})
+	return addr.String(), logs
+}
+
+func TestGatewayRelays(t *testing.T) {
+	echo := sockstest.Echo(t)
+	addr, logs := start(t)
+	target, err := socks5.ParseAddr(echo.String())
+	require.NoError(t, err)
+
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(sockstest.Timeout))
+	_, _, err = socks5.ClientHandshake(context.Background(), c, socks5.Request{Command: socks5.CmdConnect, Addr: target})
+	require.NoError(t, err)
+	_, err = io.WriteString(c, "through the gateway")
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	assert.Equal(t, "through the gateway", string(got))
+
+	c4, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c4.Close()
+	c4.SetDeadline(time.Now().Add(sockstest.Timeout))
+	_, err = socks4.ClientHandshake(context.Background(), c4, socks4.Request{
+		Command: socks4.CmdConnect, IP: echo.AddrPort().Addr(), Port: echo.AddrPort().Port()})
+	require.NoError(t, err)
+
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "decision=relay") &&
+			strings.Contains(logs.String(), "target="+echo.String())
+	}, sockstest.Timeout, time.Millisecond, "a log record for the relay")
+}
+
+func TestGatewayAuth(t *testing.T) {
+	echo := sockstest.Echo(t)
+	addr, logs := start(t, "-user", "alice", "-pass", "s3cret")
+	target, err := socks5.ParseAddr(echo.String())
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name   string
+		method socks5.ClientMethod
+		err    error
+	}{
+		{"right password", socks5.UserPassClient{Username: "alice", Password: "s3cret"}, nil},
+		{"wrong password", socks5.UserPassClient{Username: "alice", Password: "guess"}, socks5.ErrAuthFailed},
+		{"no password", socks5.NoAuth{}, socks5.ErrNoAcceptableMethod},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(sockstest.Timeout))
+			_, _, err = socks5.ClientHandshake(context.Background(), c, socks5.Request{Command: socks5.CmdConnect, Addr: target}, tc.method)
+			if tc.err == nil {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, tc.err)
+			}
+		})
+	}
+	assert.NotContains(t, logs.String(), "s3cret")
+}
+
+func TestGatewayFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-user", "alice"},
+		{"-pass", "x"},
+		{"extra"},
+		{"-listen", "not an address"},
+		{"-nosuchflag"},
+	} {
+		err := run(context.Background(), args, io.Discard, nil)
+		assert.Error(t, err, "%q", args)
+	}
+	err := run(context.Background(), []string{"-h"}, io.Discard, nil)
+	assert.True(t, errors.Is(err, flag.ErrHelp), "%v", err)
+}
