@@ -172,17 +172,11 @@ func (d *Dialer) forward() proxy.ContextDialer {
 	return &direct
 }
 
-// handshake runs the CONNECT handshake for dst on c, within ctx: when ctx
-// ends, c is closed at once.
-func (d *Dialer) handshake(ctx context.Context, c net.Conn, version int, dst socks5.Addr) (err error) {
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { c.Close() })
-		defer func() {
-			if !stop() && err == nil {
-				err = ctx.Err() // ended as the handshake did: c is closed
-			}
-		}()
-	}
+// handshake runs the CONNECT handshake for dst on c, within ctx. The
+// handshakes of socks4 and socks5 tie c's deadline to ctx: when ctx ends,
+// the read or write under way returns at once, and the caller closes c.
+func (d *Dialer) handshake(ctx context.Context, c net.Conn, version int, dst socks5.Addr) error {
+	var err error
 	if version == 4 {
 		err = d.handshake4(ctx, c, dst)
 	} else {
