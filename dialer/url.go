@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -67,6 +68,9 @@ func FromURL(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
 		return nil, fmt.Errorf("dialer: proxy URL %s: invalid port %q", u.Redacted(), port)
 	}
 	d := &Dialer{Proxy: net.JoinHostPort(u.Hostname(), port), Scheme: scheme}
+	if h, _, err := net.SplitHostPort(d.Proxy); err != nil || h != u.Hostname() || badHost(h) {
+		return nil, fmt.Errorf("dialer: proxy URL %s: invalid proxy host %q", u.Redacted(), u.Hostname())
+	}
 	if u.User != nil {
 		d.Username = u.User.Username()
 		d.Password, _ = u.User.Password()
@@ -82,6 +86,16 @@ func FromURL(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
 		d.Forward = contextDialer{forward}
 	}
 	return d, nil
+}
+
+// badHost reports a host that is neither an IP address nor a name: one
+// with a colon that is no IPv6 address, or with characters no name has.
+func badHost(h string) bool {
+	if strings.Contains(h, ":") {
+		_, err := netip.ParseAddr(h)
+		return err != nil
+	}
+	return strings.ContainsAny(h, "[]/@?#% \t\r\n")
 }
 
 // checkCredentials reports credentials that the scheme cannot send.

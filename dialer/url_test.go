@@ -58,6 +58,8 @@ func TestParseErrors(t *testing.T) {
 		{"socks5h://proxy.example:0", "invalid port"},
 		{"socks5h://alice:top%ZZsecret@proxy.example", "proxy URL"},
 		{"socks4://bob%00@proxy.example", "NUL"},
+		{"socks4://]", "invalid proxy host"},
+		{"socks5://::", "invalid proxy host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {

@@ -1,0 +1,148 @@
+package dialer_test
+
+import (
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sockstap/sockstap/dialer"
+)
+
+// FuzzParse checks that Parse accepts only what a Dialer can use, keeps
+// passwords out of its errors, and reads back what it would write.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"socks5h://alice:secret@127.0.0.1:1080",
+		"socks4a://bob@proxy.example",
+		"socks4://[::1]:9050",
+		"socks5://proxy.example:0",
+		"socks5://alice@proxy.example",
+		"http://proxy.example:3128",
+		"socks5h://alice:s%40cret@proxy.example/x",
+		"socks5h://proxy.example:99999",
+		"SOCKS5://Proxy.Example",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		d, err := dialer.Parse(raw)
+		if err != nil {
+			if d != nil {
+				t.Fatalf("Parse(%q) returned a Dialer beside its error %v", raw, err)
+			}
+			if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+				if p, ok := u.User.Password(); ok && len(p) >= 6 && strings.Count(raw, p) == 1 &&
+					strings.Contains(err.Error(), p) {
+					t.Fatalf("the error of Parse(%q) shows the password: %v", raw, err)
+				}
+			}
+			return
+		}
+		switch d.Scheme {
+		case dialer.SOCKS4, dialer.SOCKS4A, dialer.SOCKS5, dialer.SOCKS5H:
+		default:
+			t.Fatalf("Parse(%q): scheme %q", raw, d.Scheme)
+		}
+		host, port, err := net.SplitHostPort(d.Proxy)
+		if err != nil || host == "" {
+			t.Fatalf("Parse(%q): proxy address %q: %v", raw, d.Proxy, err)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			t.Fatalf("Parse(%q): proxy port %q", raw, port)
+		}
+		if d.Forward != nil || d.Resolver != nil {
+			t.Fatalf("Parse(%q) set Forward or Resolver", raw)
+		}
+
+		u := url.URL{Scheme: string(d.Scheme), Host: d.Proxy}
+		switch {
+		case d.Password != "":
+			u.User = url.UserPassword(d.Username, d.Password)
+		case d.Username != "":
+			u.User = url.User(d.Username)
+		}
+		again, err := dialer.Parse(u.String())
+		if err != nil {
+			t.Fatalf("Parse(%q) = %+v, but Parse(%q): %v", raw, *d, u.String(), err)
+		}
+		if *again != *d {
+			t.Fatalf("Parse(%q) = %+v, but Parse(%q) = %+v", raw, *d, u.String(), *again)
+		}
+	})
+}
+
+// FuzzParseHosts checks properties every NO_PROXY list has: "*" contains
+// everything, adding entries loses nothing, case does not matter, and a
+// plain domain contains itself and its subdomains.
+func FuzzParseHosts(f *testing.F) {
+	for _, s := range [][2]string{
+		{"example.com,.example.org", "www.example.com:80"},
+		{"10.0.0.0/8, ::1", "10.1.2.3:22"},
+		{"[::1]:8080", "[::1]:8080"},
+		{"*", "anything:1"},
+		{"example.com:443", "example.com"},
+		{"*.example.com", "WWW.EXAMPLE.COM.:80"},
+		{"::ffff:10.0.0.0/104", "[::ffff:10.1.1.1]:80"},
+		{"a, b\tc", "c"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, list, addr string) {
+		h := dialer.ParseHosts(list)
+		in := h.Contains(addr)
+		if !dialer.ParseHosts(list + ",*").Contains(addr) {
+			t.Fatalf("%q with * does not contain %q", list, addr)
+		}
+		if in && !dialer.ParseHosts(list+", other.example").Contains(addr) {
+			t.Fatalf("%q contains %q, but not with one more entry", list, addr)
+		}
+		if isASCII(list) && isASCII(addr) {
+			if dialer.ParseHosts(strings.ToUpper(list)).Contains(strings.ToLower(addr)) != in {
+				t.Fatalf("case matters: %q and %q", list, addr)
+			}
+		}
+		if name := strings.Trim(list, "."); isDomain(name) {
+			d := dialer.ParseHosts(list)
+			if !d.Contains(name+":80") || !d.Contains("sub."+name+":80") || !d.Contains(name) {
+				t.Fatalf("%q does not contain itself or its subdomains", list)
+			}
+		}
+	})
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// isDomain reports whether s is a plain domain name: labels of letters,
+// digits and hyphens, with at least one letter, so that it is no IP
+// address.
+func isDomain(s string) bool {
+	if s == "" {
+		return false
+	}
+	letter := false
+	for _, label := range strings.Split(s, ".") {
+		if label == "" {
+			return false
+		}
+		for i := range len(label) {
+			c := label[i]
+			switch {
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+				letter = true
+			case c >= '0' && c <= '9', c == '-':
+			default:
+				return false
+			}
+		}
+	}
+	return letter
+}
