@@ -82,3 +82,22 @@ func TestChain(t *testing.T) {
 		assert.Equal(t, socks5.ConnectionRefused, re.Reply)
 	})
 }
+
+// TestListenerThroughDialer relays a listener's clients through an upstream
+// SOCKS server: the listener's Config.Dialer is a Dialer, and gets the raw
+// TCP connection, which the relay copies without a wrapper in the way.
+func TestListenerThroughDialer(t *testing.T) {
+	echo := sockstest.Echo(t)
+	upstream := startProxy(t, listener.Config{})
+	gateway := startProxy(t, listener.Config{Dialer: &dialer.Dialer{Proxy: upstream.addr, Scheme: dialer.SOCKS5}})
+
+	c, err := (&dialer.Dialer{Proxy: gateway.addr, Scheme: dialer.SOCKS4}).Dial("tcp", echo.String())
+	require.NoError(t, err)
+	defer c.Close()
+	echoCheck(t, c)
+	c.Close()
+	assert.Equal(t, "relay", gateway.record(t, c)["decision"])
+	rec := upstream.logs.Wait(t, sockstest.Key("target", echo.String()))
+	assert.Equal(t, "socks5", rec["version"])
+	assert.Equal(t, "relay", rec["decision"])
+}

@@ -82,6 +82,29 @@ func TestConnect(t *testing.T) {
 	}
 }
 
+// TestProxyName checks that a proxy given by name is found with the
+// Dialer's Resolver when the Dialer connects to it itself.
+func TestProxyName(t *testing.T) {
+	echo := sockstest.Echo(t)
+	p := startProxy(t, listener.Config{})
+	_, port, err := net.SplitHostPort(p.addr)
+	require.NoError(t, err)
+	d := &dialer.Dialer{
+		Proxy:    net.JoinHostPort("proxy.sockstap.test", port),
+		Resolver: fakeResolver(map[string][]netip.Addr{"proxy.sockstap.test": {loopback4}}),
+	}
+	c, err := d.Dial("tcp", echo.String())
+	require.NoError(t, err)
+	defer c.Close()
+	echoCheck(t, c)
+	assert.Equal(t, p.addr, c.RemoteAddr().String())
+
+	d.Resolver = fakeResolver(nil)
+	_, err = d.Dial("tcp", echo.String())
+	_, ok := errors.AsType[*net.DNSError](err)
+	assert.True(t, ok, "the proxy's name is not found: %v", err)
+}
+
 func TestDialIPv6(t *testing.T) {
 	echo6 := sockstest.EchoOn(t, "[::1]:0")
 	port := strconv.Itoa(echo6.Port)
