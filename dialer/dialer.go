@@ -135,6 +135,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	if !ok {
 		return nil, d.opError(network, target, errors.New("dialer: unknown scheme "+string(d.Scheme)))
 	}
+	if err := d.checkCredentials(); err != nil {
+		return nil, d.opError(network, target, err)
+	}
 
 	dst := target
 	if dst.Name != "" && local {

@@ -245,6 +245,10 @@ func TestErrors(t *testing.T) {
 				_, ok := errors.AsType[net.UnknownNetworkError](err)
 				assert.True(t, ok, "%v", err)
 			}},
+		{"username without password", dialer.Dialer{Proxy: open.addr, Scheme: dialer.SOCKS5, Username: "alice"}, "tcp", echo.String(),
+			func(t *testing.T, err error) { assert.ErrorContains(t, err, "1 to 255 bytes") }},
+		{"password without username", dialer.Dialer{Proxy: open.addr, Scheme: dialer.SOCKS5H, Password: "secret"}, "tcp", echo.String(),
+			func(t *testing.T, err error) { assert.ErrorContains(t, err, "without a username") }},
 		{"unknown scheme", dialer.Dialer{Proxy: open.addr, Scheme: "socks6"}, "tcp", echo.String(),
 			func(t *testing.T, err error) { assert.ErrorContains(t, err, "socks6") }},
 		{"name not found by the client", dialer.Dialer{Proxy: open.addr, Scheme: dialer.SOCKS5, Resolver: nowhere}, "tcp", "nowhere.sockstap.test:80",
@@ -265,13 +269,23 @@ func TestErrors(t *testing.T) {
 				assert.True(t, ok, "%v", err)
 			}},
 	}
+	// These fail before the proxy is contacted.
+	early := map[string]bool{
+		"username without password": true, "password without username": true,
+		"unknown network": true, "unknown scheme": true, "name not found by the client": true,
+		"tcp4 to an IPv6 address": true, "tcp6 to an IPv4 address": true,
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			before := open.accepts.Load()
 			c, err := tt.d.DialContext(context.Background(), tt.network, tt.target)
 			require.Error(t, err)
 			assert.Nil(t, c)
 			assertOpError(t, err, tt.network, tt.d.Proxy, tt.target)
 			tt.check(t, err)
+			if early[tt.name] {
+				assert.Equal(t, before, open.accepts.Load(), "refused before the proxy is contacted")
+			}
 		})
 	}
 

@@ -40,6 +40,7 @@
 // allow it ([socks5.NotAllowed]).
 //
 // The context given to DialContext bounds the whole dial: the connection
-// to the proxy, every hop of a chain, and each handshake. When it ends the
-// connection is closed at once and the dial returns the context's error.
+// to the proxy, every hop of a chain, and each handshake. When it ends, the
+// handshake under way is cut short, the connection is closed, and the
+// dial's error wraps the context's.
 package dialer

@@ -76,7 +76,7 @@ func FromURL(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
 		d.Password, _ = u.User.Password()
 	}
 	if err := d.checkCredentials(); err != nil {
-		return nil, fmt.Errorf("dialer: proxy URL %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("proxy URL %s: %w", u.Redacted(), err)
 	}
 	switch f := forward.(type) {
 	case nil:
@@ -98,18 +98,26 @@ func badHost(h string) bool {
 	return strings.ContainsAny(h, "[]/@?#% \t\r\n")
 }
 
+// Errors of credentials that the scheme cannot send.
+var (
+	errLongUserID      = errors.New("dialer: SOCKS4 user id longer than 255 bytes")
+	errNULUserID       = errors.New("dialer: SOCKS4 user id contains a NUL byte")
+	errPasswordOnly    = errors.New("dialer: a SOCKS5 password without a username")
+	errUserPassLengths = errors.New("dialer: SOCKS5 username and password must both be 1 to 255 bytes")
+)
+
 // checkCredentials reports credentials that the scheme cannot send.
 func (d *Dialer) checkCredentials() error {
 	v, _, _ := d.Scheme.version()
 	switch {
 	case v == 4 && len(d.Username) > 255:
-		return fmt.Errorf("user id longer than 255 bytes")
+		return errLongUserID
 	case v == 4 && strings.IndexByte(d.Username, 0) >= 0:
-		return fmt.Errorf("user id contains a NUL byte")
+		return errNULUserID
 	case v == 5 && d.Username == "" && d.Password != "":
-		return fmt.Errorf("a password without a username")
+		return errPasswordOnly
 	case v == 5 && d.Username != "" && (d.Password == "" || len(d.Username) > 255 || len(d.Password) > 255):
-		return fmt.Errorf("SOCKS5 username and password must both be 1 to 255 bytes")
+		return errUserPassLengths
 	}
 	return nil
 }
