@@ -42,7 +42,10 @@ type Router struct {
 // A Route says how to reach the destinations in Dests: through Peers,
 // tried in order, or directly when there are none.
 type Route struct {
+	// Dests are the destinations the route is for.
 	Dests Hosts
+
+	// Peers reach them, tried in order; none: directly.
 	Peers []proxy.ContextDialer
 }
 
