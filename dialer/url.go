@@ -76,7 +76,7 @@ func FromURL(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
 		d.Password, _ = u.User.Password()
 	}
 	if err := d.checkCredentials(); err != nil {
-		return nil, fmt.Errorf("proxy URL %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("dialer: proxy URL %s: %w", u.Redacted(), err)
 	}
 	switch f := forward.(type) {
 	case nil:
@@ -100,10 +100,10 @@ func badHost(h string) bool {
 
 // Errors of credentials that the scheme cannot send.
 var (
-	errLongUserID      = errors.New("dialer: SOCKS4 user id longer than 255 bytes")
-	errNULUserID       = errors.New("dialer: SOCKS4 user id contains a NUL byte")
-	errPasswordOnly    = errors.New("dialer: a SOCKS5 password without a username")
-	errUserPassLengths = errors.New("dialer: SOCKS5 username and password must both be 1 to 255 bytes")
+	errLongUserID      = errors.New("SOCKS4 user id longer than 255 bytes")
+	errNULUserID       = errors.New("SOCKS4 user id contains a NUL byte")
+	errPasswordOnly    = errors.New("a SOCKS5 password without a username")
+	errUserPassLengths = errors.New("SOCKS5 username and password must both be 1 to 255 bytes")
 )
 
 // checkCredentials reports credentials that the scheme cannot send.
