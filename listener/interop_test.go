@@ -486,6 +486,7 @@ func TestInteropPrivoxy(t *testing.T) {
 		{"forward-socks4a", interop.ForwardSOCKS4a, false, "socks4a", "anonymous"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // privoxy takes a while to start: start them together
 			body := payload(400+uint64(i), 300<<10)
 			origin := httpOrigin(t, body)
 			w := newWorld(t, interopConfig(tc.auth))
