@@ -243,9 +243,11 @@ func byIP(f *farEnd) string   { return "127.0.0.1:" + f.port() }
 
 // curlArgs are the options every curl run takes: quiet but for errors,
 // failing on an HTTP error status, IPv4 only (so "localhost" is
-// 127.0.0.1 wherever curl resolves it), bounded in time.
+// 127.0.0.1 wherever curl resolves it), bounded in time, and deaf to the
+// environment's no_proxy, which could send it straight to "localhost"
+// past the proxy it is given. A later --noproxy overrides the last.
 func curlArgs(extra ...string) []string {
-	return append([]string{"--silent", "--show-error", "--fail", "--ipv4",
+	return append([]string{"--silent", "--show-error", "--fail", "--ipv4", "--noproxy", "",
 		"--max-time", strconv.Itoa(int(clientTimeout / time.Second))}, extra...)
 }
 
@@ -453,7 +455,7 @@ func TestInteropProxychains(t *testing.T) {
 				hop.User, hop.Password = interopUser, interopPassword
 			}
 			conf := interop.ProxychainsConf(t, tc.proxyDNS, hop)
-			// --noproxy: curl connects straight, whatever the
+			// --noproxy "*": curl connects straight, whatever the
 			// environment says, and proxychains4 takes it through the
 			// chain.
 			got := interop.Proxychains(t, runCtx(t), conf, "curl",
