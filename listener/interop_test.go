@@ -40,7 +40,7 @@ const clientTimeout = 10 * time.Second
 // The account of the listeners that require a username and password.
 const (
 	interopUser     = "alice"
-	interopPassword = "wonder:land" // a colon: the clients split user:pass at the first one
+	interopPassword = "wonder:land" // a colon: curl, ncat and privoxy split user:pass at the first one
 )
 
 // interopConfig relays every CONNECT with a *net.Dialer; with auth, it
@@ -75,8 +75,9 @@ type served struct{ read, written int64 }
 // farEnd is a loopback server at the end of a tunnel, which reports what
 // it read and wrote on each connection once the connection is over.
 type farEnd struct {
-	addr   *net.TCPAddr
-	served chan served
+	addr     *net.TCPAddr
+	served   chan served
+	accepted atomic.Int64 // connections accepted (HTTP origins only)
 }
 
 func newFarEnd() *farEnd { return &farEnd{served: make(chan served, 16)} }
@@ -136,6 +137,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.f.accepted.Add(1)
 	return &countingConn{Conn: c, f: l.f}, nil
 }
 
@@ -324,7 +326,7 @@ func TestInteropCurlRefused(t *testing.T) {
 			for k, v := range rec {
 				assert.NotContains(t, v, "looking-glass", "a password in the log, key %s", k)
 			}
-			assert.Empty(t, origin.served, "the origin was reached")
+			assert.Zero(t, origin.accepted.Load(), "the origin was reached")
 		})
 	}
 }
