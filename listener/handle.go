@@ -362,8 +362,10 @@ func (s *session) relay() {
 		s.refuse(err, "dial failed")
 		return
 	}
+	// A relay before the reply: Shutdown, which leaves relays open, must
+	// not close a connection whose client has been told it succeeded.
 	bound, _ := socks5.AddrFromNet(target.LocalAddr())
-	if err := s.sendReply(nil, bound); err != nil || !l.startRelay(s.t, target) {
+	if !l.startRelay(s.t, target) || s.sendReply(nil, bound) != nil {
 		target.Close()
 		s.conn.Close()
 		s.decision = "fail"

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -707,6 +708,31 @@ func TestShutdown(t *testing.T) {
 		}
 	})
 
+	t.Run("a relay is one before its client is answered", func(t *testing.T) {
+		// Shutdown leaves relays open: a client told "succeeded" must not
+		// find its connection closed by a Shutdown that came between the
+		// reply and the relay's start.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		var l atomic.Pointer[Listener]
+		relays := make(chan int, 1)
+		hooked := &writeHookListener{Listener: ln, hook: func(p []byte) {
+			if len(p) > 2 && p[0] == 5 && p[1] == byte(socks5.Succeeded) { // the reply, not the method selection
+				relays <- l.Load().relayCount()
+			}
+		}}
+		w := wrapWorld(t, hooked, &Config{Dialer: &net.Dialer{}})
+		l.Store(w.l)
+		_, _, err = w.connect5(echo.String())
+		require.NoError(t, err)
+		select {
+		case n := <-relays:
+			assert.Equal(t, 1, n, "relays held when the success reply was written")
+		case <-time.After(sockstest.Timeout):
+			t.Fatal("no reply written")
+		}
+	})
+
 	t.Run("context ends first", func(t *testing.T) {
 		w := newWorld(t, &Config{Dialer: &net.Dialer{}})
 		c, _, err := w.connect5(echo.String())
@@ -716,6 +742,43 @@ func TestShutdown(t *testing.T) {
 		assert.ErrorIs(t, w.l.Shutdown(ctx), context.DeadlineExceeded)
 		waitClosed(t, c)
 	})
+}
+
+func (l *Listener) relayCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for t := range l.conns {
+		if t.relaying {
+			n++
+		}
+	}
+	return n
+}
+
+// writeHookListener hands out connections that call hook with what is
+// about to be written, before each Write.
+type writeHookListener struct {
+	net.Listener
+	hook func(p []byte)
+}
+
+func (l *writeHookListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &writeHookConn{c.(*net.TCPConn), l.hook}, nil
+}
+
+type writeHookConn struct {
+	*net.TCPConn
+	hook func(p []byte)
+}
+
+func (c *writeHookConn) Write(p []byte) (int, error) {
+	c.hook(p)
+	return c.TCPConn.Write(p)
 }
 
 func TestPanicIsContained(t *testing.T) {

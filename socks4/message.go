@@ -184,55 +184,9 @@ func (q Request) size() int {
 // [MaxNameLen] bytes or an empty host name is an error matching
 // [ErrMalformed]. Reading stops at the first wrong byte: the version is
 // checked before the rest of the request is read, and a field at the first
-// byte over its limit. Host and
-// User are as the client sent them: any byte but NUL.
+// byte over its limit. Host and User are as the client sent them: any byte
+// but NUL.
 func ReadRequest(r io.Reader) (Request, error) {
-	if br, ok := r.(io.ByteReader); ok {
-		return readRequestBytes(br)
-	}
-	return readRequestPlain(r)
-}
-
-// readRequestBytes reads a request through ReadByte, into a buffer on the
-// stack, and copies the strings out of it with one allocation.
-func readRequestBytes(br io.ByteReader) (Request, error) {
-	var buf [maxRequestLen]byte
-	if err := readBytes(br, buf[:1], 0, "request"); err != nil {
-		return Request{}, err
-	}
-	if err := checkVersion(buf[0]); err != nil {
-		return Request{}, err
-	}
-	if err := readBytes(br, buf[1:headerLen], 1, "request"); err != nil {
-		return Request{}, err
-	}
-	q, name := parseRequestHeader(buf[:headerLen])
-	n := headerLen
-	userLen, err := readFieldBytes(br, buf[n:], MaxUserLen, n, "user id")
-	if err != nil {
-		return Request{}, err
-	}
-	n += userLen + 1
-	nameLen := 0
-	if name {
-		nameLen, err = readFieldBytes(br, buf[n:], MaxNameLen, n, "host name")
-		if err != nil {
-			return Request{}, err
-		}
-		if nameLen == 0 {
-			return Request{}, errEmptyName
-		}
-		n += nameLen + 1
-	}
-	if userLen+nameLen > 0 {
-		q.setStrings(string(buf[headerLen:n]), userLen, name)
-	}
-	return q, nil
-}
-
-// readRequestPlain reads a request through Read, into a buffer of its own
-// that nothing writes to once read, so that the strings share its bytes.
-func readRequestPlain(r io.Reader) (Request, error) {
 	buf := make([]byte, maxRequestLen)
 	if err := readFull(r, buf[:1], 0, "request"); err != nil {
 		return Request{}, err
@@ -245,14 +199,14 @@ func readRequestPlain(r io.Reader) (Request, error) {
 	}
 	q, name := parseRequestHeader(buf[:headerLen])
 	n := headerLen
-	userLen, err := readFieldPlain(r, buf[n:], MaxUserLen, n, "user id")
+	userLen, err := readField(r, buf[n:], MaxUserLen, n, "user id")
 	if err != nil {
 		return Request{}, err
 	}
 	n += userLen + 1
 	nameLen := 0
 	if name {
-		nameLen, err = readFieldPlain(r, buf[n:], MaxNameLen, n, "host name")
+		nameLen, err = readField(r, buf[n:], MaxNameLen, n, "host name")
 		if err != nil {
 			return Request{}, err
 		}
@@ -262,6 +216,8 @@ func readRequestPlain(r io.Reader) (Request, error) {
 		n += nameLen + 1
 	}
 	if userLen+nameLen > 0 {
+		// buf is the request's own, and nothing writes to it once read:
+		// the strings share its bytes.
 		q.setStrings(unsafe.String(&buf[headerLen], n-headerLen), userLen, name)
 	}
 	return q, nil
@@ -321,13 +277,6 @@ func (Response) size() int { return responseLen }
 // other than [Granted] is not an error here: the Response carries it. IP is
 // always an IPv4 address, 0.0.0.0 included.
 func ReadResponse(r io.Reader) (Response, error) {
-	if br, ok := r.(io.ByteReader); ok {
-		var b [responseLen]byte
-		if err := readBytes(br, b[:], 0, "reply"); err != nil {
-			return Response{}, err
-		}
-		return parseResponse(b[:])
-	}
 	b := make([]byte, responseLen)
 	if err := readFull(r, b, 0, "reply"); err != nil {
 		return Response{}, err
@@ -346,20 +295,8 @@ func parseResponse(b []byte) (Response, error) {
 	}, nil
 }
 
-// readBytes fills p from br. done is how many bytes of the message were
+// readFull fills p from r. done is how many bytes of the message were
 // read before, what names the message.
-func readBytes(br io.ByteReader, p []byte, done int, what string) error {
-	for i := range p {
-		c, err := br.ReadByte()
-		if err != nil {
-			return readError(what, err, done+i)
-		}
-		p[i] = c
-	}
-	return nil
-}
-
-// readFull fills p from r, as readBytes does from an io.ByteReader.
 func readFull(r io.Reader, p []byte, done int, what string) error {
 	n, err := io.ReadFull(r, p)
 	if err != nil {
@@ -368,29 +305,21 @@ func readFull(r io.Reader, p []byte, done int, what string) error {
 	return nil
 }
 
-// readFieldBytes reads a NUL-terminated field of at most limit bytes from br
+// readField reads a NUL-terminated field of at most limit bytes from r
 // into p, which has room for the field and its NUL, and returns the
 // field's length. It reads no further than the NUL, or than the first byte
-// over limit.
-func readFieldBytes(br io.ByteReader, p []byte, limit, done int, field string) (int, error) {
+// over limit: a byte at a time, through ReadByte when r has it (a
+// bufio.Reader, say), which is much cheaper than a Read each.
+func readField(r io.Reader, p []byte, limit, done int, field string) (int, error) {
+	br, _ := r.(io.ByteReader)
 	for i := 0; i <= limit; i++ {
-		c, err := br.ReadByte()
-		if err != nil {
-			return 0, readError("request", err, done+i)
-		}
-		p[i] = c
-		if c == 0 {
-			return i, nil
-		}
-	}
-	return 0, malformed("request: %s longer than %d bytes", field, limit)
-}
-
-// readFieldPlain reads a NUL-terminated field from r, as readFieldBytes does
-// from an io.ByteReader: one byte per Read.
-func readFieldPlain(r io.Reader, p []byte, limit, done int, field string) (int, error) {
-	for i := 0; i <= limit; i++ {
-		if err := readFull(r, p[i:i+1], done+i, "request"); err != nil {
+		if br != nil {
+			c, err := br.ReadByte()
+			if err != nil {
+				return 0, readError("request", err, done+i)
+			}
+			p[i] = c
+		} else if err := readFull(r, p[i:i+1], done+i, "request"); err != nil {
 			return 0, err
 		}
 		if p[i] == 0 {
