@@ -1,7 +1,7 @@
 #!/bin/sh
-# bench.sh runs the listener's relay benchmarks (see bench_test.go) in one
-# go test run and prints, for each figure, the means over the runs and the
-# ratios listener/baseline, listener/direct and baseline/direct.
+# bench.sh runs the listener's relay benchmarks (see bench_test.go) and
+# prints, for each figure, the means over the runs and the ratios
+# listener/baseline, listener/direct and baseline/direct.
 #
 #	listener/bench.sh                  # one run of each, default -benchtime
 #	COUNT=5 listener/bench.sh          # five runs of each
@@ -13,13 +13,23 @@
 # with go run (golang.org/x/perf is not a dependency of the module).
 set -eu
 
-out=${OUT:-bench.txt}
+out=${OUT:-$PWD/bench.txt}
 if [ $# -gt 0 ]; then
 	out=$1
 else
+	# The test binary is built once and run COUNT times over the whole
+	# set, rather than with -count, so that the paths of one figure are
+	# measured close together in time: the cores are shared, and their
+	# load drifts.
 	cd "$(dirname "$0")/.."
-	go test ./listener -run '^$' -bench 'Throughput|Cycle|IdleRelay' \
-		-count "${COUNT:-1}" -benchtime "${BENCHTIME:-1s}" | tee "$out"
+	bin=$(mktemp -d)
+	trap 'rm -rf "$bin"' EXIT
+	go test -c -o "$bin/listener.test" ./listener
+	: >"$out"
+	for _ in $(seq "${COUNT:-1}"); do
+		(cd listener && "$bin/listener.test" -test.run '^$' \
+			-test.bench 'Throughput|Cycle|IdleRelay' -test.benchtime "${BENCHTIME:-1s}") | tee -a "$out"
+	done
 fi
 
 if [ "${BENCHSTAT:-0}" = 1 ]; then
@@ -65,8 +75,8 @@ function aim(g, u, d, base, lis) {
 	return ""
 }
 END {
-	figs["Throughput"] = "MB/s"
-	figs["Cycle"] = "cycles/s allocs/op B/op"
+	figs["Throughput"] = "MB/s user-ns/op sys-ns/op"
+	figs["Cycle"] = "cycles/s user-ns/op sys-ns/op allocs/op B/op"
 	figs["IdleRelay"] = "KiB/conn heapKiB/conn stackKiB/conn fds/conn pipes/conn goroutines/conn"
 	printf "\n%-28s %-16s %10s %10s %10s %9s %9s %9s  %s\n", "benchmark", "figure", "direct", "baseline", "listener", "lis/base", "lis/dir", "base/dir", "aim (listener)"
 	for (j = 1; j <= groups; j++) {

@@ -25,14 +25,18 @@ package listener
 //     Its ns/op is the time of one round (start the process, open and
 //     measure idleConns connections), not a figure of merit.
 //
+// Cycles and throughput also report the CPU time of the whole process
+// (client, target and relay) per op, in user and kernel mode: on shared
+// cores it is steadier than elapsed time.
+//
 // listener/bench.sh runs them all and prints the ratios:
 //
 //	listener/bench.sh                       # one run, default -benchtime
 //	COUNT=5 listener/bench.sh               # five runs, ratios of the means
 //
-// which is
+// One run is
 //
-//	go test ./listener -run '^$' -bench 'Throughput|Cycle|IdleRelay' -count 1 | tee bench.txt
+//	go test ./listener -run '^$' -bench 'Throughput|Cycle|IdleRelay' | tee bench.txt
 
 import (
 	"bufio"
@@ -257,10 +261,12 @@ func benchThroughput(b *testing.B, p benchPath, sink *net.TCPAddr, streams int) 
 	b.SetBytes(int64(streams * throughputChunk))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	for i, c := range conns {
 		wg.Go(func() { errs[i] = send(c, data, b.N) })
 	}
 	wg.Wait()
+	cpu.report(b)
 	b.StopTimer()
 	require.NoError(b, errors.Join(errs...))
 }
@@ -308,6 +314,7 @@ func benchCycle(b *testing.B, p benchPath, echo *net.TCPAddr, clients int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
+	cpu := startCPU()
 	for i := range clients {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
@@ -320,9 +327,32 @@ func benchCycle(b *testing.B, p benchPath, echo *net.TCPAddr, clients int) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu.report(b)
 	b.StopTimer()
 	require.NoError(b, errors.Join(errs...))
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cycles/s")
+}
+
+// cpuTime is the CPU time this process has used, in user and kernel mode.
+type cpuTime struct{ user, sys time.Duration }
+
+func startCPU() cpuTime {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return cpuTime{}
+	}
+	return cpuTime{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}
+}
+
+// report reports the CPU time used since c, per op: client, target and
+// relay together, all in this process. The same client and target run on
+// every path, so differences between paths are the relays'. On a machine
+// whose cores are shared, CPU time is steadier than elapsed time.
+func (c cpuTime) report(b *testing.B) {
+	now := startCPU()
+	n := float64(b.N)
+	b.ReportMetric(float64(now.user-c.user)/n, "user-ns/op")
+	b.ReportMetric(float64(now.sys-c.sys)/n, "sys-ns/op")
 }
 
 // cycle is one short connection to echo along p: dial (and handshake),
@@ -479,7 +509,12 @@ func parseProcStats(line string) (procStats, error) {
 // that also shrinks the goroutines' stacks and gives the freed memory back
 // to the system, as a long-running server's would be in time.
 func measureSelf() (procStats, error) {
-	runtime.GC()
+	// Each collection halves at most the stacks that use less than a
+	// quarter of their size: a few bring them to where a long-running
+	// server's are.
+	for range 4 {
+		runtime.GC()
+	}
 	debug.FreeOSMemory()
 	var s procStats
 	status, err := os.ReadFile("/proc/self/status")
