@@ -49,9 +49,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -383,8 +385,14 @@ func pingPong(c *net.TCPConn) error {
 }
 
 // idleChildEnv names the environment variable that makes the test binary
-// the server process of BenchmarkIdleRelay; its value is the path.
-const idleChildEnv = "SOCKSTAP_IDLE_RELAY_SERVER"
+// the server process of BenchmarkIdleRelay; its value is the path. When
+// idleHeapEnv names a directory, the server process records every
+// allocation and writes its heap profile there, as path.heap, at each
+// measurement: what the last one holds is what the connections hold.
+const (
+	idleChildEnv = "SOCKSTAP_IDLE_RELAY_SERVER"
+	idleHeapEnv  = "SOCKSTAP_IDLE_RELAY_HEAP"
+)
 
 func BenchmarkIdleRelay(b *testing.B) {
 	n := idleConns
@@ -638,6 +646,10 @@ func TestIdleRelayServer(t *testing.T) {
 	if path == "" {
 		t.Skip("the server process of BenchmarkIdleRelay")
 	}
+	heapDir := os.Getenv(idleHeapEnv)
+	if heapDir != "" {
+		runtime.MemProfileRate = 1
+	}
 	var addr *net.TCPAddr
 	switch path {
 	case "direct":
@@ -657,6 +669,12 @@ func TestIdleRelayServer(t *testing.T) {
 		}
 		s, err := measureSelf()
 		require.NoError(t, err)
+		if heapDir != "" {
+			f, err := os.Create(filepath.Join(heapDir, path+".heap"))
+			require.NoError(t, err)
+			require.NoError(t, pprof.WriteHeapProfile(f))
+			require.NoError(t, f.Close())
+		}
 		fmt.Println("stats", s)
 	}
 }

@@ -370,9 +370,13 @@ func (s *session) relay() {
 		s.log()
 		return
 	}
+	client := peek.FromReader(s.data, s.rd)
+	// The handshake's reader, its buffer and its reply are done with: a
+	// relay, which may stay idle for long, holds none of them.
+	s.br, s.rd, s.data, s.reply = nil, nil, nil, nil
 	idle := max(l.cfg.IdleTimeout, 0)
 	s.decision = "relay"
-	res := relay.Run(l.relayCtx, peek.FromReader(s.data, s.rd), target, idle)
+	res := relay.Run(l.relayCtx, client, target, idle)
 	s.up, s.down, s.cause = res.Up, res.Down, res.Err
 	s.log()
 }
