@@ -27,13 +27,15 @@ const readAhead = 512
 // handle serves one accepted connection: sniff its first byte, then hand it
 // to Accept or run SOCKS on it.
 func (l *Listener) handle(t *tracked) {
-	defer l.untrack(t)
 	c := t.conn
 	defer func() {
 		if p := recover(); p != nil {
 			c.Close()
 			l.cfg.Logger.Error("socks panic", "client", c.RemoteAddr().String(),
 				"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+		if !t.relaying { // a relay lets go of its connection when it ends
+			l.untrack(t)
 		}
 	}()
 
@@ -345,7 +347,7 @@ func (l *Listener) dialer() proxy.ContextDialer {
 	return &d
 }
 
-// relay dials the target, answers, and copies both ways.
+// relay dials the target, answers, and starts copying both ways.
 func (s *session) relay() {
 	l := s.l
 	ctx, cancel := context.WithTimeout(context.WithValue(l.ctx, dialRequestKey{}, s.req), l.cfg.DialTimeout)
@@ -376,9 +378,18 @@ func (s *session) relay() {
 	s.br, s.rd, s.data, s.reply = nil, nil, nil, nil
 	idle := max(l.cfg.IdleTimeout, 0)
 	s.decision = "relay"
-	res := relay.Run(l.relayCtx, client, target, idle)
+	// The relay copies on goroutines of its own, and this one ends: it
+	// would keep the handshake's and the dial's frames on its stack for
+	// as long as the relay lasts.
+	relay.Start(l.relayCtx, client, target, idle, l.wg.Go, s.relayEnded)
+}
+
+// relayEnded logs the end of the session's relay and lets its connection
+// go.
+func (s *session) relayEnded(res relay.Result) {
 	s.up, s.down, s.cause = res.Up, res.Down, res.Err
 	s.log()
+	s.l.untrack(s.t)
 }
 
 // log writes the session's record.
