@@ -130,7 +130,7 @@ type relay struct {
 type direction struct {
 	src, dst net.Conn
 	rf       io.ReaderFrom // copies src to dst: dst's own ReadFrom if it has one
-	first    []byte // bytes read ahead from src, sent before the copy
+	first    []byte        // bytes read ahead from src, sent before the copy
 	other    *direction
 	n        atomic.Int64
 	moved    atomic.Int64 // when a byte last moved (or the copy began), in UnixNano
