@@ -215,9 +215,16 @@ func (l *Listener) policy(ctx context.Context, r *Request) error {
 
 func (s *session) connect() {
 	l := s.l
-	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
-	err := l.policy(ctx, s.req)
-	cancel()
+	var err error
+	if l.cfg.Policy != nil {
+		ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+		err = l.policy(ctx, s.req)
+		cancel()
+	} else {
+		// The built-in policy looks at the request and nothing else: it
+		// needs no deadline, and a context with one costs a timer.
+		err = l.policy(l.ctx, s.req)
+	}
 	if err != nil {
 		s.refuse(err, "")
 		return
