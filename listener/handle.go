@@ -28,13 +28,14 @@ const readAhead = 512
 // to Accept or run SOCKS on it.
 func (l *Listener) handle(t *tracked) {
 	c := t.conn
+	relayed := false // a relay's goroutines took the connection over
 	defer func() {
 		if p := recover(); p != nil {
 			c.Close()
 			l.cfg.Logger.Error("socks panic", "client", c.RemoteAddr().String(),
 				"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
-		if !t.relaying { // a relay lets go of its connection when it ends
+		if !relayed { // a relay lets go of its connection when it ends
 			l.untrack(t)
 		}
 	}()
@@ -63,7 +64,7 @@ func (l *Listener) handle(t *tracked) {
 	ok := s.handshake(first[0])
 	l.endHandshake(ip)
 	if ok {
-		s.dispatch()
+		relayed = s.dispatch()
 	}
 }
 
@@ -180,13 +181,15 @@ type streamConn struct {
 func (c *streamConn) Read(p []byte) (int, error)  { return c.rw.Read(p) }
 func (c *streamConn) Write(p []byte) (int, error) { return c.rw.Write(p) }
 
-// dispatch serves the request's command. Commands join here.
-func (s *session) dispatch() {
+// dispatch serves the request's command, and reports whether a relay has
+// taken the connection over. Commands join here.
+func (s *session) dispatch() (relayed bool) {
 	switch s.req.Command {
 	case socks5.CmdConnect:
-		s.connect()
+		return s.connect()
 	default:
 		s.refuse(&socks5.ReplyError{Reply: socks5.CommandNotSupported}, "command not supported")
+		return false
 	}
 }
 
@@ -213,7 +216,7 @@ func (l *Listener) policy(ctx context.Context, r *Request) error {
 	return nil
 }
 
-func (s *session) connect() {
+func (s *session) connect() (relayed bool) {
 	l := s.l
 	var err error
 	if l.cfg.Policy != nil {
@@ -227,7 +230,7 @@ func (s *session) connect() {
 	}
 	if err != nil {
 		s.refuse(err, "")
-		return
+		return false
 	}
 	tap := l.cfg.Dialer == nil
 	if l.cfg.Tap != nil {
@@ -243,8 +246,9 @@ func (s *session) connect() {
 	case l.cfg.Dialer == nil:
 		s.refuse(&denied{Deny("no relay configured")}, "")
 	default:
-		s.relay()
+		return s.relay()
 	}
+	return false
 }
 
 // refuse answers the request with err's code, closes the connection and
@@ -354,8 +358,9 @@ func (l *Listener) dialer() proxy.ContextDialer {
 	return &d
 }
 
-// relay dials the target, answers, and starts copying both ways.
-func (s *session) relay() {
+// relay dials the target, answers, and starts copying both ways; it
+// reports whether the relay started.
+func (s *session) relay() (started bool) {
 	l := s.l
 	ctx, cancel := context.WithTimeout(context.WithValue(l.ctx, dialRequestKey{}, s.req), l.cfg.DialTimeout)
 	target, err := l.relayDialer.DialContext(ctx, "tcp", s.req.Target.String())
@@ -366,18 +371,21 @@ func (s *session) relay() {
 			s.decision = "fail"
 			s.conn.Close()
 			s.log()
-			return
+			return false
 		}
 		s.refuse(err, "dial failed")
-		return
+		return false
 	}
+	// The connection counts as a relay before its client hears that it
+	// is one: a Shutdown in between would otherwise close it as a
+	// handshake.
 	bound, _ := socks5.AddrFromNet(target.LocalAddr())
-	if err := s.sendReply(nil, bound); err != nil || !l.startRelay(s.t, target) {
+	if !l.startRelay(s.t, target) || s.sendReply(nil, bound) != nil {
 		target.Close()
 		s.conn.Close()
 		s.decision = "fail"
 		s.log()
-		return
+		return false
 	}
 	client := peek.FromReader(s.data, s.rd)
 	// The handshake's reader, its buffer and its reply are done with: a
@@ -389,6 +397,7 @@ func (s *session) relay() {
 	// would keep the handshake's and the dial's frames on its stack for
 	// as long as the relay lasts.
 	relay.Start(l.relayCtx, client, target, idle, l.wg.Go, s.relayEnded)
+	return true
 }
 
 // relayEnded logs the end of the session's relay and lets its connection
