@@ -396,7 +396,11 @@ func (s *session) relay() (started bool) {
 	// The relay copies on goroutines of its own, and this one ends: it
 	// would keep the handshake's and the dial's frames on its stack for
 	// as long as the relay lasts.
-	relay.Start(l.relayCtx, client, target, idle, l.wg.Go, s.relayEnded)
+	//
+	// Close, and Shutdown when its context ends, close the relays'
+	// connections themselves (closeConns): the relay needs no context,
+	// whose AfterFunc would cost a registration with relayCtx each.
+	relay.Start(context.Background(), client, target, idle, l.wg.Go, s.relayEnded)
 	return true
 }
 
@@ -404,6 +408,9 @@ func (s *session) relay() (started bool) {
 // go.
 func (s *session) relayEnded(res relay.Result) {
 	s.up, s.down, s.cause = res.Up, res.Down, res.Err
+	if err := s.l.relayCtx.Err(); err != nil && res.Err != nil {
+		s.cause = err // closed by Close or Shutdown, not by a failure of its own
+	}
 	s.log()
 	s.l.untrack(s.t)
 }

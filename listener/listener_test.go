@@ -715,6 +715,8 @@ func TestShutdown(t *testing.T) {
 		defer cancel()
 		assert.ErrorIs(t, w.l.Shutdown(ctx), context.DeadlineExceeded)
 		waitClosed(t, c)
+		rec := w.logs.Wait(t, sockstest.Key("decision", "relay"))
+		assert.Equal(t, context.Canceled.Error(), rec["cause"], "the relay was cut short by Shutdown")
 	})
 }
 

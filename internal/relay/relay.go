@@ -69,6 +69,9 @@ func Start(ctx context.Context, client, target net.Conn, idle time.Duration, spa
 	spawn(func() { r.copy(&r.down); r.end() })
 }
 
+// noStop is the stop of a relay whose context cannot end.
+func noStop() bool { return true }
+
 func newRelay(ctx context.Context, client, target net.Conn, idle time.Duration) *relay {
 	r := &relay{idle: idle}
 	var upFirst, downFirst []byte
@@ -81,11 +84,14 @@ func newRelay(ctx context.Context, client, target net.Conn, idle time.Duration) 
 	r.client, r.target = client, target
 	r.up.init(client, target, upFirst, &r.down)
 	r.down.init(target, client, downFirst, &r.up)
-	r.stop = context.AfterFunc(ctx, func() {
-		if !r.up.done.Load() || !r.down.done.Load() {
-			r.fail(ctx.Err())
-		}
-	})
+	r.stop = noStop
+	if ctx.Done() != nil {
+		r.stop = context.AfterFunc(ctx, func() {
+			if !r.up.done.Load() || !r.down.done.Load() {
+				r.fail(ctx.Err())
+			}
+		})
+	}
 	return r
 }
 
