@@ -107,8 +107,16 @@ func (s *session) handshake(version byte) bool {
 	l := s.l
 	s.conn.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
 	defer s.conn.SetDeadline(time.Time{})
-	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
-	defer cancel()
+	// The connection's deadline bounds the handshake's reads and writes,
+	// and closing the listener closes the connection. A method of the
+	// program's may also wait on its context: only then does the
+	// handshake need a context with the deadline, which costs a timer.
+	ctx := l.ctx
+	if version == 5 && l.methodsWait {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+		defer cancel()
+	}
 	rw := &rwPair{s.br, s.conn}
 	var err error
 	if version == 5 {

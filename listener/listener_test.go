@@ -494,6 +494,39 @@ func TestAuthentication(t *testing.T) {
 	})
 }
 
+// waitingMethod is an authentication method that reads nothing and waits
+// for its context to end, as one that asks a slow service would.
+type waitingMethod struct{ deadline chan bool }
+
+func (waitingMethod) Method() socks5.AuthMethod { return 0x80 }
+
+func (m waitingMethod) Verify(ctx context.Context, _ io.ReadWriter) (socks5.AuthResult, error) {
+	_, ok := ctx.Deadline()
+	m.deadline <- ok
+	<-ctx.Done()
+	return socks5.AuthResult{}, ctx.Err()
+}
+
+func (waitingMethod) Authenticate(_ context.Context, rw io.ReadWriter) (io.ReadWriter, error) {
+	return rw, nil
+}
+
+func TestMethodContextHasHandshakeDeadline(t *testing.T) {
+	m := waitingMethod{deadline: make(chan bool, 1)}
+	w := newWorld(t, &Config{
+		HandshakeTimeout: 100 * time.Millisecond,
+		Methods:          []socks5.ServerMethod{socks5.NoAuth{}, m},
+	})
+	start := time.Now()
+	c, _, err := w.connect5("127.0.0.1:1", m)
+	require.Error(t, err)
+	assert.True(t, <-m.deadline, "the method's context has a deadline")
+	waitClosed(t, c)
+	assert.Less(t, time.Since(start), 5*time.Second)
+	rec := w.logs.Wait(t, sockstest.Key("decision", "fail"))
+	assert.Contains(t, rec["cause"], context.DeadlineExceeded.Error())
+}
+
 // remoteListener is a listener whose connections claim to come from addr.
 type remoteListener struct {
 	net.Listener
