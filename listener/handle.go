@@ -430,9 +430,18 @@ func (s *session) log() {
 	if s.req == nil && s.decision == "fail" {
 		level = slog.LevelDebug // not even a request: noise, scanners
 	}
-	if !logger.Enabled(context.Background(), level) {
-		return
+	if logger.Enabled(context.Background(), level) {
+		s.writeLog(logger, level)
 	}
+}
+
+// writeLog builds the record and writes it. It is a function of its own,
+// with the record's attributes on its stack, so that log's frame is small
+// when the level is off: log is called at a relay's end, on a goroutine
+// whose stack is only what copying needs.
+//
+//go:noinline
+func (s *session) writeLog(logger *slog.Logger, level slog.Level) {
 	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs, slog.String("client", s.conn.RemoteAddr().String()))
 	if r := s.req; r != nil {
