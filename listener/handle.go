@@ -227,7 +227,7 @@ func (l *Listener) policy(ctx context.Context, r *Request) error {
 func (s *session) connect() (relayed bool) {
 	l := s.l
 	var err error
-	if l.cfg.Policy != nil {
+	if l.cfg.Policy != nil || s.req.Target.Name != "" {
 		ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
 		err = l.policy(ctx, s.req)
 		cancel()
@@ -370,8 +370,15 @@ func (l *Listener) dialer() proxy.ContextDialer {
 // reports whether the relay started.
 func (s *session) relay() (started bool) {
 	l := s.l
-	ctx, cancel := context.WithTimeout(context.WithValue(l.ctx, dialRequestKey{}, s.req), l.cfg.DialTimeout)
-	target, err := l.relayDialer.DialContext(ctx, "tcp", s.req.Target.String())
+	// The built-in policy, asked about the request's IP address, has
+	// nothing new to say about the same address at dial time: only a
+	// name, or the program's policy, needs the dialer that asks again.
+	d, parent := l.cfg.Dialer, l.ctx
+	if l.cfg.Policy != nil || s.req.Target.Name != "" {
+		d, parent = l.relayDialer, context.WithValue(l.ctx, dialRequestKey{}, s.req)
+	}
+	ctx, cancel := context.WithTimeout(parent, l.cfg.DialTimeout)
+	target, err := d.DialContext(ctx, "tcp", s.req.Target.String())
 	cancel()
 	if err != nil {
 		if s.replied {

@@ -9,7 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -423,6 +426,51 @@ func TestReplyCodes(t *testing.T) {
 			assert.Equal(t, tc.target, rec["target"])
 		})
 	}
+}
+
+// TestPolicyAtDialTime checks that a relay through a *net.Dialer asks the
+// program's policy again about the address it connects to: for an IP
+// address as for a name, which only then has an address to judge.
+func TestPolicyAtDialTime(t *testing.T) {
+	echo := sockstest.Echo(t)
+	var mu sync.Mutex
+	var asked []netip.Addr // DialedIP of each call
+	policy := func(_ context.Context, r *Request) error {
+		mu.Lock()
+		asked = append(asked, r.DialedIP)
+		mu.Unlock()
+		if r.DialedIP.IsLoopback() && r.Target.Name != "" {
+			return Deny("a name that resolves to loopback")
+		}
+		return nil
+	}
+	w := newWorld(t, &Config{Dialer: &net.Dialer{}, Policy: policy})
+	calls := func() []netip.Addr {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(asked)
+	}
+
+	t.Run("IP address", func(t *testing.T) {
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		c.Close()
+		want := []netip.Addr{{}, netip.MustParseAddr("127.0.0.1")}
+		assert.Equal(t, want, calls(), "asked when the request came, then when dialing")
+	})
+	mu.Lock()
+	asked = nil
+	mu.Unlock()
+	t.Run("name", func(t *testing.T) {
+		_, _, err := w.connect5(net.JoinHostPort("localhost", strconv.Itoa(echo.Port)))
+		re, ok := errors.AsType[*socks5.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		assert.Equal(t, socks5.NotAllowed, re.Reply)
+		got := calls()
+		require.GreaterOrEqual(t, len(got), 2)
+		assert.False(t, got[0].IsValid(), "no address yet when the request came")
+		assert.True(t, got[1].IsLoopback(), "the address dialed: %v", got[1])
+	})
 }
 
 func TestCommandsOtherThanConnect(t *testing.T) {
