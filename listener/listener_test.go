@@ -271,6 +271,129 @@ func TestTapDecision(t *testing.T) {
 	})
 }
 
+// TestNoDeadlineLeftBehind checks that the deadlines the listener sets
+// while it sniffs, handshakes, answers and peeks are gone once it hands a
+// connection on: to Accept, or to a relay (which, with no idle timeout,
+// sets none of its own).
+func TestNoDeadlineLeftBehind(t *testing.T) {
+	echo := sockstest.Echo(t)
+	// The handshake's timeout is long enough for a loaded machine to
+	// finish a handshake within it.
+	timeouts := Config{
+		HandshakeTimeout: 200 * time.Millisecond,
+		SniffTimeout:     30 * time.Millisecond,
+		PeekTimeout:      30 * time.Millisecond,
+	}
+	// afterDeadlines waits until any deadline the listener may have set
+	// has passed.
+	afterDeadlines := func() { <-time.After(timeouts.HandshakeTimeout + 50*time.Millisecond) }
+	// accepted is the next connection Accept returned, with no deadline
+	// of the test's own, unlike w.accept's.
+	accepted := func(t *testing.T, w *world) net.Conn {
+		select {
+		case a := <-w.accepted:
+			t.Cleanup(func() { a.Close() })
+			return a
+		case <-time.After(sockstest.Timeout):
+			t.Fatal("nothing accepted in time")
+			return nil
+		}
+	}
+	roundTrip := func(t *testing.T, c, a net.Conn) {
+		_, err := c.Write([]byte("ping"))
+		require.NoError(t, err)
+		got := make([]byte, 4)
+		_, err = io.ReadFull(a, got)
+		require.NoError(t, err, "reading the accepted connection")
+		_, err = a.Write([]byte("pong"))
+		require.NoError(t, err, "writing the accepted connection")
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, "pong", string(got))
+	}
+	echoes := func(t *testing.T, c net.Conn) {
+		_, err := c.Write([]byte("ping"))
+		require.NoError(t, err)
+		got := make([]byte, 4)
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, "ping", string(got))
+	}
+
+	t.Run("not SOCKS", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t, &timeouts)
+		c := w.dial()
+		_, err := c.Write([]byte("G"))
+		require.NoError(t, err)
+		a := accepted(t, w)
+		got := make([]byte, 1)
+		_, err = io.ReadFull(a, got)
+		require.NoError(t, err)
+		afterDeadlines()
+		roundTrip(t, c, a)
+	})
+	t.Run("silent, not SOCKS", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t, &timeouts)
+		c := w.dial()
+		a := accepted(t, w)
+		afterDeadlines()
+		roundTrip(t, c, a)
+	})
+	t.Run("tapped", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t, &timeouts)
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		a := accepted(t, w)
+		afterDeadlines()
+		roundTrip(t, c, a)
+	})
+	t.Run("tapped after a peek", func(t *testing.T) {
+		t.Parallel()
+		cfg := timeouts
+		cfg.Dialer = &net.Dialer{}
+		cfg.Tap = TapHTTP
+		w := newWorld(t, &cfg)
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		_, err = c.Write([]byte("GET "))
+		require.NoError(t, err)
+		a := accepted(t, w)
+		got := make([]byte, 4)
+		_, err = io.ReadFull(a, got)
+		require.NoError(t, err)
+		afterDeadlines()
+		roundTrip(t, c, a)
+	})
+	for _, idle := range []time.Duration{-1, time.Minute} {
+		t.Run(fmt.Sprintf("relayed, idle timeout %v", idle), func(t *testing.T) {
+			t.Parallel()
+			cfg := timeouts
+			cfg.Dialer = &net.Dialer{}
+			cfg.IdleTimeout = idle
+			w := newWorld(t, &cfg)
+			c, _, err := w.connect5(echo.String())
+			require.NoError(t, err)
+			afterDeadlines()
+			echoes(t, c)
+		})
+	}
+	t.Run("relayed after a peek", func(t *testing.T) {
+		t.Parallel()
+		cfg := timeouts
+		cfg.Dialer = &net.Dialer{}
+		cfg.Tap = TapHTTP
+		cfg.IdleTimeout = -1
+		w := newWorld(t, &cfg)
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		afterDeadlines()
+		echoes(t, c)
+	})
+}
+
 func TestTapWithDialerAndNoTapRelays(t *testing.T) {
 	echo := sockstest.Echo(t)
 	w := newWorld(t, &Config{Dialer: &net.Dialer{}})
