@@ -241,7 +241,7 @@ func (l *Listener) policy(ctx context.Context, r *Request) error {
 func (s *session) connect() (relayed bool) {
 	l := s.l
 	var err error
-	if l.cfg.Policy != nil || s.req.Target.Name != "" {
+	if l.cfg.Policy != nil {
 		ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
 		err = l.policy(ctx, s.req)
 		cancel()
