@@ -27,13 +27,17 @@ const readAhead = 512
 // handle serves one accepted connection: sniff its first byte, then hand it
 // to Accept or run SOCKS on it.
 func (l *Listener) handle(t *tracked) {
-	defer l.untrack(t)
+	growStack(0)
 	c := t.conn
+	relayed := false // a relay's goroutines took the connection over
 	defer func() {
 		if p := recover(); p != nil {
 			c.Close()
 			l.cfg.Logger.Error("socks panic", "client", c.RemoteAddr().String(),
 				"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+		if !relayed { // a relay lets go of its connection when it ends
+			l.untrack(t)
 		}
 	}()
 
@@ -61,8 +65,21 @@ func (l *Listener) handle(t *tracked) {
 	ok := s.handshake(first[0])
 	l.endHandshake(ip)
 	if ok {
-		s.dispatch()
+		relayed = s.dispatch()
 	}
+}
+
+// growStack grows the goroutine's stack, while it is still shallow, to the
+// size that serving a connection takes it to anyway: 8 KiB with Go 1.26,
+// for a relay's dial is deep in package net. A stack grows by being copied
+// to one twice its size, and the copy costs for every frame on it: once
+// here, with a frame or two, rather than twice, inside the sniffing and
+// inside the dial. Its result is only there to keep the frame.
+//
+//go:noinline
+func growStack(i int) byte {
+	var frame [4 << 10]byte
+	return frame[i]
 }
 
 // A session is a SOCKS connection after its first byte.
@@ -104,8 +121,16 @@ func (s *session) handshake(version byte) bool {
 	l := s.l
 	s.conn.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
 	defer s.conn.SetDeadline(time.Time{})
-	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
-	defer cancel()
+	// The connection's deadline bounds the handshake's reads and writes,
+	// and closing the listener closes the connection. A method of the
+	// program's may also wait on its context: only then does the
+	// handshake need a context with the deadline, which costs a timer.
+	ctx := l.ctx
+	if version == 5 && l.methodsWait {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+		defer cancel()
+	}
 	rw := &rwPair{s.br, s.conn}
 	var err error
 	if version == 5 {
@@ -178,13 +203,15 @@ type streamConn struct {
 func (c *streamConn) Read(p []byte) (int, error)  { return c.rw.Read(p) }
 func (c *streamConn) Write(p []byte) (int, error) { return c.rw.Write(p) }
 
-// dispatch serves the request's command. Commands join here.
-func (s *session) dispatch() {
+// dispatch serves the request's command, and reports whether a relay has
+// taken the connection over. Commands join here.
+func (s *session) dispatch() (relayed bool) {
 	switch s.req.Command {
 	case socks5.CmdConnect:
-		s.connect()
+		return s.connect()
 	default:
 		s.refuse(&socks5.ReplyError{Reply: socks5.CommandNotSupported}, "command not supported")
+		return false
 	}
 }
 
@@ -211,14 +238,21 @@ func (l *Listener) policy(ctx context.Context, r *Request) error {
 	return nil
 }
 
-func (s *session) connect() {
+func (s *session) connect() (relayed bool) {
 	l := s.l
-	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
-	err := l.policy(ctx, s.req)
-	cancel()
+	var err error
+	if l.cfg.Policy != nil {
+		ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+		err = l.policy(ctx, s.req)
+		cancel()
+	} else {
+		// The built-in policy looks at the request and nothing else: it
+		// needs no deadline, and a context with one costs a timer.
+		err = l.policy(l.ctx, s.req)
+	}
 	if err != nil {
 		s.refuse(err, "")
-		return
+		return false
 	}
 	tap := l.cfg.Dialer == nil
 	if l.cfg.Tap != nil {
@@ -234,8 +268,9 @@ func (s *session) connect() {
 	case l.cfg.Dialer == nil:
 		s.refuse(&denied{Deny("no relay configured")}, "")
 	default:
-		s.relay()
+		return s.relay()
 	}
+	return false
 }
 
 // refuse answers the request with err's code, closes the connection and
@@ -345,11 +380,19 @@ func (l *Listener) dialer() proxy.ContextDialer {
 	return &d
 }
 
-// relay dials the target, answers, and copies both ways.
-func (s *session) relay() {
+// relay dials the target, answers, and starts copying both ways; it
+// reports whether the relay started.
+func (s *session) relay() (started bool) {
 	l := s.l
-	ctx, cancel := context.WithTimeout(context.WithValue(l.ctx, dialRequestKey{}, s.req), l.cfg.DialTimeout)
-	target, err := l.relayDialer.DialContext(ctx, "tcp", s.req.Target.String())
+	// The built-in policy, asked about the request's IP address, has
+	// nothing new to say about the same address at dial time: only a
+	// name, or the program's policy, needs the dialer that asks again.
+	d, parent := l.cfg.Dialer, l.ctx
+	if l.cfg.Policy != nil || s.req.Target.Name != "" {
+		d, parent = l.relayDialer, context.WithValue(l.ctx, dialRequestKey{}, s.req)
+	}
+	ctx, cancel := context.WithTimeout(parent, l.cfg.DialTimeout)
+	target, err := d.DialContext(ctx, "tcp", s.req.Target.String())
 	cancel()
 	if err != nil {
 		if s.replied {
@@ -357,26 +400,48 @@ func (s *session) relay() {
 			s.decision = "fail"
 			s.conn.Close()
 			s.log()
-			return
+			return false
 		}
 		s.refuse(err, "dial failed")
-		return
+		return false
 	}
-	// A relay before the reply: Shutdown, which leaves relays open, must
-	// not close a connection whose client has been told it succeeded.
+	// The connection counts as a relay before its client hears that it
+	// is one: a Shutdown in between would otherwise close it as a
+	// handshake.
 	bound, _ := socks5.AddrFromNet(target.LocalAddr())
 	if !l.startRelay(s.t, target) || s.sendReply(nil, bound) != nil {
 		target.Close()
 		s.conn.Close()
 		s.decision = "fail"
 		s.log()
-		return
+		return false
 	}
+	client := peek.FromReader(s.data, s.rd)
+	// The handshake's reader, its buffer and its reply are done with: a
+	// relay, which may stay idle for long, holds none of them.
+	s.br, s.rd, s.data, s.reply = nil, nil, nil, nil
 	idle := max(l.cfg.IdleTimeout, 0)
 	s.decision = "relay"
-	res := relay.Run(l.relayCtx, peek.FromReader(s.data, s.rd), target, idle)
+	// The relay copies on goroutines of its own, and this one ends: it
+	// would keep the handshake's and the dial's frames on its stack for
+	// as long as the relay lasts.
+	//
+	// Close, and Shutdown when its context ends, close the relays'
+	// connections themselves (closeConns): the relay needs no context,
+	// whose AfterFunc would cost a registration with relayCtx each.
+	relay.Start(context.Background(), client, target, idle, l.wg.Go, s.relayEnded)
+	return true
+}
+
+// relayEnded logs the end of the session's relay and lets its connection
+// go.
+func (s *session) relayEnded(res relay.Result) {
 	s.up, s.down, s.cause = res.Up, res.Down, res.Err
+	if err := s.l.relayCtx.Err(); err != nil && res.Err != nil {
+		s.cause = err // closed by Close or Shutdown, not by a failure of its own
+	}
 	s.log()
+	s.l.untrack(s.t)
 }
 
 // log writes the session's record.
@@ -386,9 +451,18 @@ func (s *session) log() {
 	if s.req == nil && s.decision == "fail" {
 		level = slog.LevelDebug // not even a request: noise, scanners
 	}
-	if !logger.Enabled(context.Background(), level) {
-		return
+	if logger.Enabled(context.Background(), level) {
+		s.writeLog(logger, level)
 	}
+}
+
+// writeLog builds the record and writes it. It is a function of its own,
+// with the record's attributes on its stack, so that log's frame is small
+// when the level is off: log is called at a relay's end, on a goroutine
+// whose stack is only what copying needs.
+//
+//go:noinline
+func (s *session) writeLog(logger *slog.Logger, level slog.Level) {
 	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs, slog.String("client", s.conn.RemoteAddr().String()))
 	if r := s.req; r != nil {

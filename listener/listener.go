@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/proxy"
+
+	"github.com/sockstap/sockstap/socks5"
 )
 
 // Listener is a net.Listener that serves SOCKS clients beside the
@@ -21,6 +23,7 @@ type Listener struct {
 	cfg Config
 
 	authRequired bool // the SOCKS5 methods do not include "no authentication"
+	methodsWait  bool // a SOCKS5 method other than socks5.NoAuth, which may wait on its context
 	relayDialer  proxy.ContextDialer
 
 	ready chan net.Conn // connections for Accept
@@ -66,6 +69,9 @@ func Wrap(ln net.Listener, cfg *Config) *Listener {
 	for _, m := range l.cfg.Methods {
 		if m.Method() == 0 {
 			l.authRequired = false
+		}
+		if _, ok := m.(socks5.NoAuth); !ok {
+			l.methodsWait = true
 		}
 	}
 	if l.cfg.Dialer != nil {

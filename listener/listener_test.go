@@ -9,7 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -269,6 +272,129 @@ func TestTapDecision(t *testing.T) {
 	})
 }
 
+// TestNoDeadlineLeftBehind checks that the deadlines the listener sets
+// while it sniffs, handshakes, answers and peeks are gone once it hands a
+// connection on: to Accept, or to a relay (which, with no idle timeout,
+// sets none of its own).
+func TestNoDeadlineLeftBehind(t *testing.T) {
+	echo := sockstest.Echo(t)
+	// The handshake's timeout is long enough for a loaded machine to
+	// finish a handshake within it.
+	timeouts := Config{
+		HandshakeTimeout: 200 * time.Millisecond,
+		SniffTimeout:     30 * time.Millisecond,
+		PeekTimeout:      30 * time.Millisecond,
+	}
+	// afterDeadlines waits until any deadline the listener may have set
+	// has passed.
+	afterDeadlines := func() { <-time.After(timeouts.HandshakeTimeout + 50*time.Millisecond) }
+	// accepted is the next connection Accept returned, with no deadline
+	// of the test's own, unlike w.accept's.
+	accepted := func(t *testing.T, w *world) net.Conn {
+		select {
+		case a := <-w.accepted:
+			t.Cleanup(func() { a.Close() })
+			return a
+		case <-time.After(sockstest.Timeout):
+			t.Fatal("nothing accepted in time")
+			return nil
+		}
+	}
+	roundTrip := func(t *testing.T, c, a net.Conn) {
+		_, err := c.Write([]byte("ping"))
+		require.NoError(t, err)
+		got := make([]byte, 4)
+		_, err = io.ReadFull(a, got)
+		require.NoError(t, err, "reading the accepted connection")
+		_, err = a.Write([]byte("pong"))
+		require.NoError(t, err, "writing the accepted connection")
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, "pong", string(got))
+	}
+	echoes := func(t *testing.T, c net.Conn) {
+		_, err := c.Write([]byte("ping"))
+		require.NoError(t, err)
+		got := make([]byte, 4)
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, "ping", string(got))
+	}
+
+	t.Run("not SOCKS", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t, &timeouts)
+		c := w.dial()
+		_, err := c.Write([]byte("G"))
+		require.NoError(t, err)
+		a := accepted(t, w)
+		got := make([]byte, 1)
+		_, err = io.ReadFull(a, got)
+		require.NoError(t, err)
+		afterDeadlines()
+		roundTrip(t, c, a)
+	})
+	t.Run("silent, not SOCKS", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t, &timeouts)
+		c := w.dial()
+		a := accepted(t, w)
+		afterDeadlines()
+		roundTrip(t, c, a)
+	})
+	t.Run("tapped", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t, &timeouts)
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		a := accepted(t, w)
+		afterDeadlines()
+		roundTrip(t, c, a)
+	})
+	t.Run("tapped after a peek", func(t *testing.T) {
+		t.Parallel()
+		cfg := timeouts
+		cfg.Dialer = &net.Dialer{}
+		cfg.Tap = TapHTTP
+		w := newWorld(t, &cfg)
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		_, err = c.Write([]byte("GET "))
+		require.NoError(t, err)
+		a := accepted(t, w)
+		got := make([]byte, 4)
+		_, err = io.ReadFull(a, got)
+		require.NoError(t, err)
+		afterDeadlines()
+		roundTrip(t, c, a)
+	})
+	for _, idle := range []time.Duration{-1, time.Minute} {
+		t.Run(fmt.Sprintf("relayed, idle timeout %v", idle), func(t *testing.T) {
+			t.Parallel()
+			cfg := timeouts
+			cfg.Dialer = &net.Dialer{}
+			cfg.IdleTimeout = idle
+			w := newWorld(t, &cfg)
+			c, _, err := w.connect5(echo.String())
+			require.NoError(t, err)
+			afterDeadlines()
+			echoes(t, c)
+		})
+	}
+	t.Run("relayed after a peek", func(t *testing.T) {
+		t.Parallel()
+		cfg := timeouts
+		cfg.Dialer = &net.Dialer{}
+		cfg.Tap = TapHTTP
+		cfg.IdleTimeout = -1
+		w := newWorld(t, &cfg)
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		afterDeadlines()
+		echoes(t, c)
+	})
+}
+
 func TestTapWithDialerAndNoTapRelays(t *testing.T) {
 	echo := sockstest.Echo(t)
 	w := newWorld(t, &Config{Dialer: &net.Dialer{}})
@@ -426,6 +552,51 @@ func TestReplyCodes(t *testing.T) {
 	}
 }
 
+// TestPolicyAtDialTime checks that a relay through a *net.Dialer asks the
+// program's policy again about the address it connects to: for an IP
+// address as for a name, which only then has an address to judge.
+func TestPolicyAtDialTime(t *testing.T) {
+	echo := sockstest.Echo(t)
+	var mu sync.Mutex
+	var asked []netip.Addr // DialedIP of each call
+	policy := func(_ context.Context, r *Request) error {
+		mu.Lock()
+		asked = append(asked, r.DialedIP)
+		mu.Unlock()
+		if r.DialedIP.IsLoopback() && r.Target.Name != "" {
+			return Deny("a name that resolves to loopback")
+		}
+		return nil
+	}
+	w := newWorld(t, &Config{Dialer: &net.Dialer{}, Policy: policy})
+	calls := func() []netip.Addr {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(asked)
+	}
+
+	t.Run("IP address", func(t *testing.T) {
+		c, _, err := w.connect5(echo.String())
+		require.NoError(t, err)
+		c.Close()
+		want := []netip.Addr{{}, netip.MustParseAddr("127.0.0.1")}
+		assert.Equal(t, want, calls(), "asked when the request came, then when dialing")
+	})
+	mu.Lock()
+	asked = nil
+	mu.Unlock()
+	t.Run("name", func(t *testing.T) {
+		_, _, err := w.connect5(net.JoinHostPort("localhost", strconv.Itoa(echo.Port)))
+		re, ok := errors.AsType[*socks5.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		assert.Equal(t, socks5.NotAllowed, re.Reply)
+		got := calls()
+		require.GreaterOrEqual(t, len(got), 2)
+		assert.False(t, got[0].IsValid(), "no address yet when the request came")
+		assert.True(t, got[1].IsLoopback(), "the address dialed: %v", got[1])
+	})
+}
+
 func TestCommandsOtherThanConnect(t *testing.T) {
 	w := newWorld(t, &Config{Dialer: &net.Dialer{}})
 	for _, cmd := range []socks5.Command{socks5.CmdBind, socks5.CmdUDPAssociate, socks5.CmdResolve, socks5.CmdResolvePTR, 0x09} {
@@ -493,6 +664,39 @@ func TestAuthentication(t *testing.T) {
 			}
 		}
 	})
+}
+
+// waitingMethod is an authentication method that reads nothing and waits
+// for its context to end, as one that asks a slow service would.
+type waitingMethod struct{ deadline chan bool }
+
+func (waitingMethod) Method() socks5.AuthMethod { return 0x80 }
+
+func (m waitingMethod) Verify(ctx context.Context, _ io.ReadWriter) (socks5.AuthResult, error) {
+	_, ok := ctx.Deadline()
+	m.deadline <- ok
+	<-ctx.Done()
+	return socks5.AuthResult{}, ctx.Err()
+}
+
+func (waitingMethod) Authenticate(_ context.Context, rw io.ReadWriter) (io.ReadWriter, error) {
+	return rw, nil
+}
+
+func TestMethodContextHasHandshakeDeadline(t *testing.T) {
+	m := waitingMethod{deadline: make(chan bool, 1)}
+	w := newWorld(t, &Config{
+		HandshakeTimeout: 100 * time.Millisecond,
+		Methods:          []socks5.ServerMethod{socks5.NoAuth{}, m},
+	})
+	start := time.Now()
+	c, _, err := w.connect5("127.0.0.1:1", m)
+	require.Error(t, err)
+	assert.True(t, <-m.deadline, "the method's context has a deadline")
+	waitClosed(t, c)
+	assert.Less(t, time.Since(start), 5*time.Second)
+	rec := w.logs.Wait(t, sockstest.Key("decision", "fail"))
+	assert.Contains(t, rec["cause"], context.DeadlineExceeded.Error())
 }
 
 // remoteListener is a listener whose connections claim to come from addr.
@@ -741,6 +945,8 @@ func TestShutdown(t *testing.T) {
 		defer cancel()
 		assert.ErrorIs(t, w.l.Shutdown(ctx), context.DeadlineExceeded)
 		waitClosed(t, c)
+		rec := w.logs.Wait(t, sockstest.Key("decision", "relay"))
+		assert.Equal(t, context.Canceled.Error(), rec["cause"], "the relay was cut short by Shutdown")
 	})
 }
 

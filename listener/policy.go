@@ -20,7 +20,9 @@ import (
 // *net.Dialer it asks again, at dial time, for each address the dialer is
 // about to connect to, with DialedIP set: the address checked is the
 // address connected to, so a name that resolves one way for the check and
-// another for the dial (DNS rebinding) cannot slip past.
+// another for the dial (DNS rebinding) cannot slip past. (A listener with
+// no Policy asks the built-in one again for names only: about an IP
+// address, its answer cannot change.)
 type Policy func(ctx context.Context, r *Request) error
 
 // Denial is a policy's refusal.

@@ -193,10 +193,16 @@ func readReply(r io.Reader) (Addr, error) {
 	return resp.Addr, nil
 }
 
-// writeMessage encodes m and writes it with a single Write.
-func writeMessage(w io.Writer, m encoding.BinaryAppender) error {
-	var buf [maxUserPassLen]byte
-	b, err := m.AppendBinary(buf[:0])
+// A message is a message that the handshakes write.
+type message interface {
+	encoding.BinaryAppender
+	size() int // the encoding's length, at most; what AppendBinary needs
+}
+
+// writeMessage encodes m into a buffer of its size, which escapes through
+// w.Write, and writes it with a single Write.
+func writeMessage(w io.Writer, m message) error {
+	b, err := m.AppendBinary(make([]byte, 0, m.size()))
 	if err != nil {
 		return err
 	}

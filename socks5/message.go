@@ -86,6 +86,8 @@ func (g Greeting) AppendBinary(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+func (g Greeting) size() int { return 2 + len(g.Methods) }
+
 // ReadGreeting reads a [Greeting] from r.
 func ReadGreeting(r io.Reader) (Greeting, error) {
 	m := msgReader{r: r, buf: make([]byte, maxGreetingLen), what: "greeting"}
@@ -114,6 +116,8 @@ func (s MethodSelection) AppendBinary(b []byte) ([]byte, error) {
 	return append(b, Version, byte(s.Method)), nil
 }
 
+func (MethodSelection) size() int { return 2 }
+
 // ReadMethodSelection reads a [MethodSelection] from r.
 func ReadMethodSelection(r io.Reader) (MethodSelection, error) {
 	m := msgReader{r: r, buf: make([]byte, 2), what: "method selection"}
@@ -137,6 +141,8 @@ func (u UserPassRequest) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, byte(len(u.Password)))
 	return append(b, u.Password...), nil
 }
+
+func (u UserPassRequest) size() int { return 3 + len(u.Username) + len(u.Password) }
 
 // String returns the username, never the password.
 func (u UserPassRequest) String() string {
@@ -178,6 +184,8 @@ func ReadUserPassRequest(r io.Reader) (UserPassRequest, error) {
 func (u UserPassResponse) AppendBinary(b []byte) ([]byte, error) {
 	return append(b, UserPassVersion, u.Status), nil
 }
+
+func (UserPassResponse) size() int { return 2 }
 
 // ReadUserPassResponse reads a [UserPassResponse] from r.
 func ReadUserPassResponse(r io.Reader) (UserPassResponse, error) {
@@ -236,6 +244,16 @@ func (p Response) AppendBinary(b []byte) ([]byte, error) {
 		return b[:n], fmt.Errorf("socks5: reply: %w", err)
 	}
 	return b, nil
+}
+
+func (p Response) size() int {
+	switch {
+	case p.Addr.Name != "":
+		return 4 + 1 + len(p.Addr.Name) + 2
+	case p.Addr.IP.Is6():
+		return 4 + 16 + 2
+	}
+	return 4 + 4 + 2 // IPv4, or the zero Addr sent as 0.0.0.0:0
 }
 
 // ReadResponse reads a [Response] from r. A reply code other than

@@ -45,6 +45,34 @@ type Result struct {
 // idle, when positive, closes the relay once no byte has moved in either
 // direction for that long. ctx ending closes it at once.
 func Run(ctx context.Context, client, target net.Conn, idle time.Duration) Result {
+	r := newRelay(ctx, client, target, idle)
+	var wg sync.WaitGroup
+	wg.Go(func() { r.copy(&r.down) })
+	r.copy(&r.up)
+	wg.Wait()
+	return r.finish()
+}
+
+// Start is [Run] on goroutines of their own: it has spawn start one for
+// each direction (spawn is a WaitGroup's Go, say, or a go statement) and
+// returns at once. When both directions have ended and both connections
+// are closed, the last of the two calls done with the result.
+//
+// Its goroutines begin with nothing on their stacks but the copy, where the
+// caller's goroutine would keep its own frames for as long as the relay
+// lasts: a relay that stays idle for long holds less.
+func Start(ctx context.Context, client, target net.Conn, idle time.Duration, spawn func(func()), done func(Result)) {
+	r := newRelay(ctx, client, target, idle)
+	r.done = done
+	r.running.Store(2)
+	spawn(func() { r.copy(&r.up); r.end() })
+	spawn(func() { r.copy(&r.down); r.end() })
+}
+
+// noStop is the stop of a relay whose context cannot end.
+func noStop() bool { return true }
+
+func newRelay(ctx context.Context, client, target net.Conn, idle time.Duration) *relay {
 	r := &relay{idle: idle}
 	var upFirst, downFirst []byte
 	if u, ok := client.(Unwrapper); ok {
@@ -56,19 +84,29 @@ func Run(ctx context.Context, client, target net.Conn, idle time.Duration) Resul
 	r.client, r.target = client, target
 	r.up.init(client, target, upFirst, &r.down)
 	r.down.init(target, client, downFirst, &r.up)
-	stop := context.AfterFunc(ctx, func() {
-		if !r.up.done.Load() || !r.down.done.Load() {
-			r.fail(ctx.Err())
-		}
-	})
+	r.stop = noStop
+	if ctx.Done() != nil {
+		r.stop = context.AfterFunc(ctx, func() {
+			if !r.up.done.Load() || !r.down.done.Load() {
+				r.fail(ctx.Err())
+			}
+		})
+	}
+	return r
+}
 
-	var wg sync.WaitGroup
-	wg.Go(func() { r.copy(&r.down) })
-	r.copy(&r.up)
-	wg.Wait()
-	stop()
+// end ends a direction started by Start; the last to end finishes.
+func (r *relay) end() {
+	if r.running.Add(-1) == 0 {
+		r.done(r.finish())
+	}
+}
+
+// finish closes both connections, once both directions have ended, and
+// returns the result.
+func (r *relay) finish() Result {
+	r.stop()
 	r.close()
-
 	res := Result{Up: r.up.n.Load(), Down: r.down.n.Load()}
 	if p := r.err.Load(); p != nil {
 		res.Err = *p
@@ -82,6 +120,11 @@ type relay struct {
 	up, down       direction
 	once           sync.Once
 	err            atomic.Pointer[error]
+	stop           func() bool // stops the context's AfterFunc
+
+	// For Start: the directions still copying, and what to call after.
+	running atomic.Int32
+	done    func(Result)
 
 	// probe is the question a direction that found itself idle, and the
 	// other idle by its record, put to the other by cutting its copy short.
@@ -97,7 +140,8 @@ type probe struct {
 // direction is one way of the relay.
 type direction struct {
 	src, dst net.Conn
-	first    []byte // bytes read ahead from src, sent before the copy
+	rf       io.ReaderFrom // copies src to dst: dst's own ReadFrom if it has one
+	first    []byte        // bytes read ahead from src, sent before the copy
 	other    *direction
 	n        atomic.Int64
 	moved    atomic.Int64 // when a byte last moved (or the copy began), in UnixNano
@@ -106,6 +150,10 @@ type direction struct {
 
 func (d *direction) init(src, dst net.Conn, first []byte, other *direction) {
 	d.src, d.dst, d.first, d.other = src, dst, first, other
+	d.rf, _ = dst.(io.ReaderFrom)
+	if d.rf == nil {
+		d.rf = copier{dst}
+	}
 	d.moved.Store(time.Now().UnixNano())
 }
 
@@ -136,7 +184,7 @@ func (r *relay) copy(d *direction) {
 	}
 	for {
 		r.arm(d)
-		n, err := copyOnce(d.dst, d.src)
+		n, err := d.rf.ReadFrom(d.src)
 		d.n.Add(n)
 		if n > 0 {
 			d.moved.Store(time.Now().UnixNano())
@@ -217,14 +265,10 @@ func (r *relay) idleBoth(d *direction) bool {
 	return false
 }
 
-// copyOnce copies src to dst until src's EOF or an error; between TCP
-// connections dst.ReadFrom splices.
-func copyOnce(dst, src net.Conn) (int64, error) {
-	if rf, ok := dst.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
-	}
-	return io.Copy(dst, src)
-}
+// copier is the ReadFrom of a connection that has none: io.Copy's.
+type copier struct{ w io.Writer }
+
+func (c copier) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.w, r) }
 
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -1,0 +1,94 @@
+#!/bin/sh
+# bench.sh runs the listener's relay benchmarks (see bench_test.go) and
+# prints, for each figure, the means over the runs and the ratios
+# listener/baseline, listener/direct and baseline/direct.
+#
+#	listener/bench.sh                  # one run of each, default -benchtime
+#	COUNT=5 listener/bench.sh          # five runs of each
+#	BENCHTIME=2s listener/bench.sh     # longer runs
+#	listener/bench.sh old.txt          # ratios of a saved output, no run
+#
+# The output of go test goes to bench.txt (OUT=file to change it) in the
+# current directory. BENCHSTAT=1 also prints benchstat's summary, fetched
+# with go run (golang.org/x/perf is not a dependency of the module).
+set -eu
+
+out=${OUT:-$PWD/bench.txt}
+if [ $# -gt 0 ]; then
+	out=$1
+else
+	# The test binary is built once and run COUNT times over the whole
+	# set, rather than with -count, so that the paths of one figure are
+	# measured close together in time: the cores are shared, and their
+	# load drifts.
+	cd "$(dirname "$0")/.."
+	bin=$(mktemp -d)
+	trap 'rm -rf "$bin"' EXIT
+	go test -c -o "$bin/listener.test" ./listener
+	: >"$out"
+	for _ in $(seq "${COUNT:-1}"); do
+		(cd listener && "$bin/listener.test" -test.run '^$' \
+			-test.bench 'Throughput|Cycle|IdleRelay' -test.benchtime "${BENCHTIME:-1s}") | tee -a "$out"
+	done
+fi
+
+if [ "${BENCHSTAT:-0}" = 1 ]; then
+	go run golang.org/x/perf/cmd/benchstat@latest "$out"
+fi
+
+# Each line is "BenchmarkGroup/path/rest-P N value unit value unit ...".
+# The figures are grouped by the name without its path, and averaged.
+awk '
+/^Benchmark/ {
+	name = $1
+	sub(/-[0-9]+$/, "", name)
+	n = split(name, part, "/")
+	if (n < 2) next
+	path = part[2]
+	group = part[1]
+	for (i = 3; i <= n; i++) group = group "/" part[i]
+	sub(/^Benchmark/, "", group)
+	if (!(group in seen)) { seen[group] = 1; order[++groups] = group }
+	for (i = 3; i < NF; i += 2) {
+		k = group SUBSEP path SUBSEP $(i + 1)
+		sum[k] += $i
+		cnt[k]++
+		units[group, $(i + 1)] = 1
+	}
+}
+function mean(g, p, u,   k) {
+	k = g SUBSEP p SUBSEP u
+	return (k in cnt) ? sum[k] / cnt[k] : ""
+}
+function ratio(a, b) {
+	if (a == "" || b == "" || b == 0) return "-"
+	return sprintf("%.3f", a / b)
+}
+function fig(x) {
+	if (x == "") return "-"
+	return sprintf("%.4g", x)
+}
+function aim(g, u, d, base, lis) {
+	if (u == "MB/s" && g ~ /^Throughput/) return (lis / base >= 0.95) ? "ok (>= 0.95)" : "MISSED (>= 0.95)"
+	if (u == "cycles/s") return (lis / base >= 1.0) ? "ok (>= 1.0)" : "MISSED (>= 1.0)"
+	if (u == "KiB/conn") return (lis <= 16) ? "ok (<= 16 KiB)" : "MISSED (<= 16 KiB)"
+	return ""
+}
+END {
+	figs["Throughput"] = "MB/s user-ns/op sys-ns/op"
+	figs["Cycle"] = "cycles/s user-ns/op sys-ns/op allocs/op B/op"
+	figs["IdleRelay"] = "KiB/conn heapKiB/conn stackKiB/conn fds/conn pipes/conn goroutines/conn"
+	printf "\n%-28s %-16s %10s %10s %10s %9s %9s %9s  %s\n", "benchmark", "figure", "direct", "baseline", "listener", "lis/base", "lis/dir", "base/dir", "aim (listener)"
+	for (j = 1; j <= groups; j++) {
+		g = order[j]
+		top = g
+		sub(/\/.*/, "", top)
+		nu = split(figs[top], us, " ")
+		for (i = 1; i <= nu; i++) {
+			u = us[i]
+			if (!((g, u) in units)) continue
+			d = mean(g, "direct", u); b = mean(g, "baseline", u); l = mean(g, "listener", u)
+			printf "%-28s %-16s %10s %10s %10s %9s %9s %9s  %s\n", g, u, fig(d), fig(b), fig(l), ratio(l, b), ratio(l, d), ratio(b, d), aim(g, u, d, b, l)
+		}
+	}
+}' "$out"
