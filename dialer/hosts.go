@@ -81,8 +81,7 @@ func parseHostEntry(e string) (hostEntry, bool) {
 		return hostEntry{prefix: netip.PrefixFrom(ip, ip.BitLen()), port: port}, true
 	}
 	host = strings.TrimPrefix(host, "*")
-	host = strings.TrimPrefix(host, ".")
-	host = strings.TrimSuffix(host, ".")
+	host = strings.Trim(host, ".")
 	if host == "" || strings.ContainsAny(host, "[]/*:") {
 		return hostEntry{}, false
 	}
