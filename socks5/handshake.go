@@ -122,31 +122,37 @@ func ClientHandshake(ctx context.Context, rw io.ReadWriter, req Request, methods
 		}
 	}()
 
-	// Encode the request first: one that cannot travel (no address, a name
-	// too long) is an error before anything, credentials included, is sent.
-	var reqBuf [maxRequestLen]byte
-	reqBytes, err := req.AppendBinary(reqBuf[:0])
-	if err != nil {
-		return Addr{}, nil, err
-	}
 	if len(methods) == 0 {
 		methods = defaultClientMethods
 	}
-	g := Greeting{Methods: make([]AuthMethod, len(methods))}
-	for i, m := range methods {
-		g.Methods[i] = m.Method()
+	if len(methods) > 255 {
+		return Addr{}, nil, errors.New("socks5: a greeting offers 1 to 255 methods")
 	}
-	if err := writeMessage(rw, g); err != nil {
+	// One buffer serves the whole handshake: the request, encoded first
+	// so that one that cannot travel (no address, a name too long) is an
+	// error before anything, credentials included, is sent; the greeting
+	// beside it; then the method selection; then, over the request once it
+	// is sent, the reply.
+	buf := make([]byte, maxRequestLen+2+len(methods))
+	reqBytes, err := req.AppendBinary(buf[:0:maxRequestLen])
+	if err != nil {
 		return Addr{}, nil, err
 	}
-	sel, err := ReadMethodSelection(rw)
+	greeting := append(buf[maxRequestLen:maxRequestLen], Version, byte(len(methods)))
+	for _, m := range methods {
+		greeting = append(greeting, byte(m.Method()))
+	}
+	if _, err := rw.Write(greeting); err != nil {
+		return Addr{}, nil, err
+	}
+	sel, err := readMethodSelection(rw, greeting[:2])
 	if err != nil {
 		return Addr{}, nil, err
 	}
 	if sel.Method == AuthNoAcceptable {
 		return Addr{}, nil, ErrNoAcceptableMethod
 	}
-	i := slices.Index(g.Methods, sel.Method)
+	i := slices.IndexFunc(methods, func(m ClientMethod) bool { return m.Method() == sel.Method })
 	if i < 0 {
 		return Addr{}, nil, malformed("server selected %v, which was not offered", sel.Method)
 	}
@@ -157,7 +163,7 @@ func ClientHandshake(ctx context.Context, rw io.ReadWriter, req Request, methods
 	if _, err := stream.Write(reqBytes); err != nil {
 		return Addr{}, nil, err
 	}
-	bound, err = readReply(stream)
+	bound, err = readReply(stream, buf[:maxRequestLen])
 	if err != nil {
 		return Addr{}, nil, err
 	}
@@ -178,12 +184,13 @@ func AwaitBind(ctx context.Context, rw io.ReadWriter) (peer Addr, err error) {
 			peer = Addr{}
 		}
 	}()
-	return readReply(rw)
+	return readReply(rw, make([]byte, maxRequestLen))
 }
 
-// readReply reads a reply and turns a failure into a *ReplyError.
-func readReply(r io.Reader) (Addr, error) {
-	resp, err := ReadResponse(r)
+// readReply reads a reply into buf, maxRequestLen bytes that the returned
+// Addr may share, and turns a failure into a *ReplyError.
+func readReply(r io.Reader, buf []byte) (Addr, error) {
+	resp, err := readResponse(r, buf)
 	if err != nil {
 		return Addr{}, err
 	}

@@ -120,7 +120,13 @@ func (MethodSelection) size() int { return 2 }
 
 // ReadMethodSelection reads a [MethodSelection] from r.
 func ReadMethodSelection(r io.Reader) (MethodSelection, error) {
-	m := msgReader{r: r, buf: make([]byte, 2), what: "method selection"}
+	return readMethodSelection(r, make([]byte, 2))
+}
+
+// readMethodSelection reads a MethodSelection into buf, 2 bytes of the
+// caller's.
+func readMethodSelection(r io.Reader, buf []byte) (MethodSelection, error) {
+	m := msgReader{r: r, buf: buf, what: "method selection"}
 	p, err := m.next(2)
 	if err != nil {
 		return MethodSelection{}, err
@@ -259,7 +265,13 @@ func (p Response) size() int {
 // ReadResponse reads a [Response] from r. A reply code other than
 // [Succeeded] is not an error here: the Response carries it.
 func ReadResponse(r io.Reader) (Response, error) {
-	m := msgReader{r: r, buf: make([]byte, maxRequestLen), what: "reply"}
+	return readResponse(r, make([]byte, maxRequestLen))
+}
+
+// readResponse reads a Response into buf, maxRequestLen bytes of the
+// caller's that nothing writes to afterwards: a name shares its bytes.
+func readResponse(r io.Reader, buf []byte) (Response, error) {
+	m := msgReader{r: r, buf: buf, what: "reply"}
 	h, err := m.next(3)
 	if err != nil {
 		return Response{}, err
