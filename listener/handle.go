@@ -182,12 +182,11 @@ func (s *session) handshake5(ctx context.Context, rw *rwPair) error {
 	return nil
 }
 
-// reply5 is the SOCKS5 reply code for err.
+// reply5 is the SOCKS5 reply code for err: a policy's denial is "not
+// allowed", unless the policy chose a code of its own.
 func reply5(err error) socks5.Reply {
-	if _, ok := errors.AsType[*socks5.ReplyError](err); ok {
-		return socks5.ReplyFor(err)
-	}
-	if _, ok := errors.AsType[*denied](err); ok {
+	_, coded := errors.AsType[*socks5.ReplyError](err)
+	if _, ok := errors.AsType[*denied](err); ok && !coded {
 		return socks5.NotAllowed
 	}
 	return socks5.ReplyFor(err)

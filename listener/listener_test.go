@@ -1006,3 +1006,24 @@ func TestPanicIsContained(t *testing.T) {
 	_, err = c.Write([]byte("ok"))
 	require.NoError(t, err)
 }
+
+func TestPolicyChoosesTheCode(t *testing.T) {
+	w := newWorld(t, &Config{Dialer: &net.Dialer{}, Policy: func(_ context.Context, r *Request) error {
+		if r.Version == 4 {
+			return &socks4.ReplyError{Reply: socks4.IdentdMismatch}
+		}
+		return &socks5.ReplyError{Reply: socks5.NetworkUnreachable, Err: errors.New("no route there")}
+	}})
+	_, _, err := w.connect5("192.0.2.1:80")
+	re, ok := errors.AsType[*socks5.ReplyError](err)
+	require.True(t, ok, "%v", err)
+	assert.Equal(t, socks5.NetworkUnreachable, re.Reply)
+	rec := w.logs.Wait(t, sockstest.Key("version", "socks5"))
+	assert.Equal(t, "deny", rec["decision"])
+	assert.Contains(t, rec["reason"], "no route there")
+
+	_, err = w.connect4("192.0.2.1", 80, "fred")
+	re4, ok := errors.AsType[*socks4.ReplyError](err)
+	require.True(t, ok, "%v", err)
+	assert.Equal(t, socks4.IdentdMismatch, re4.Reply)
+}
