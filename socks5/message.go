@@ -219,22 +219,33 @@ func (q Request) AppendBinary(b []byte) ([]byte, error) {
 
 // ReadRequest reads a [Request] from r.
 func ReadRequest(r io.Reader) (Request, error) {
-	m := msgReader{r: r, buf: make([]byte, maxRequestLen), what: "request"}
-	h, err := m.next(3)
+	cmd, a, err := readCodeAddr(r, make([]byte, maxRequestLen), "request")
 	if err != nil {
 		return Request{}, err
 	}
+	return Request{Command: Command(cmd), Addr: a}, nil
+}
+
+// readCodeAddr reads what a request and a reply are both made of: VER, a
+// code (CMD, REP), RSV and an address; into buf, maxRequestLen bytes that
+// nothing writes to afterwards, for a name shares its bytes.
+func readCodeAddr(r io.Reader, buf []byte, what string) (byte, Addr, error) {
+	m := msgReader{r: r, buf: buf, what: what}
+	h, err := m.next(3)
+	if err != nil {
+		return 0, Addr{}, err
+	}
 	if h[0] != Version {
-		return Request{}, malformed("request version %#02x", h[0])
+		return 0, Addr{}, malformed("%s version %#02x", what, h[0])
 	}
 	if h[2] != 0 {
-		return Request{}, malformed("request reserved byte %#02x", h[2])
+		return 0, Addr{}, malformed("%s reserved byte %#02x", what, h[2])
 	}
 	a, err := m.addr()
 	if err != nil {
-		return Request{}, err
+		return 0, Addr{}, err
 	}
-	return Request{Command: Command(h[1]), Addr: a}, nil
+	return h[1], a, nil
 }
 
 // AppendBinary appends the response's encoding to b.
@@ -268,25 +279,13 @@ func ReadResponse(r io.Reader) (Response, error) {
 	return readResponse(r, make([]byte, maxRequestLen))
 }
 
-// readResponse reads a Response into buf, maxRequestLen bytes of the
-// caller's that nothing writes to afterwards: a name shares its bytes.
+// readResponse reads a Response into buf, as readCodeAddr does.
 func readResponse(r io.Reader, buf []byte) (Response, error) {
-	m := msgReader{r: r, buf: buf, what: "reply"}
-	h, err := m.next(3)
+	code, a, err := readCodeAddr(r, buf, "reply")
 	if err != nil {
 		return Response{}, err
 	}
-	if h[0] != Version {
-		return Response{}, malformed("reply version %#02x", h[0])
-	}
-	if h[2] != 0 {
-		return Response{}, malformed("reply reserved byte %#02x", h[2])
-	}
-	a, err := m.addr()
-	if err != nil {
-		return Response{}, err
-	}
-	return Response{Reply: Reply(h[1]), Addr: a}, nil
+	return Response{Reply: Reply(code), Addr: a}, nil
 }
 
 // AppendBinary appends the datagram, header and payload, to b.
