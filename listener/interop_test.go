@@ -524,12 +524,7 @@ func TestInteropCurlTapped(t *testing.T) {
 		}),
 		ConnContext: ConnContext,
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(w.l) }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
+	w.serveHTTP(srv)
 	const name = "tapped.sockstap.test"
 	for _, tc := range []struct {
 		flag, version string

@@ -77,12 +77,7 @@ func TestPlainConnections(t *testing.T) {
 		srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(rw, "plain http")
 		})}
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(w.l) }()
-		t.Cleanup(func() {
-			srv.Close()
-			<-served
-		})
+		w.serveHTTP(srv)
 		resp, err := http.Get("http://" + w.l.Addr().String() + "/")
 		require.NoError(t, err)
 		body, err := io.ReadAll(resp.Body)
@@ -208,12 +203,7 @@ func TestTapHTTPServer(t *testing.T) {
 		}),
 		ConnContext: ConnContext,
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(w.l) }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
+	w.serveHTTP(srv)
 	c, _, err := w.connect5("www.example.test:80")
 	require.NoError(t, err)
 	_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: www.example.test\r\nConnection: close\r\n\r\n")

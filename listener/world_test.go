@@ -3,6 +3,7 @@ package listener
 import (
 	"context"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -79,6 +80,17 @@ func bareWorld(t testing.TB, ln net.Listener, cfg *Config) *world {
 	w.l = Wrap(ln, &c)
 	t.Cleanup(func() { w.l.Close() })
 	return w
+}
+
+// serveHTTP has srv serve the world's listener until the test's cleanup
+// closes it; the world must be a bare one.
+func (w *world) serveHTTP(srv *http.Server) {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(w.l) }()
+	w.t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
 }
 
 // dial connects to the listener, with a deadline that keeps a broken test
