@@ -32,6 +32,7 @@ func TestNeedFindsPrograms(t *testing.T) {
 		{"danted", "dante-server"},
 		{"microsocks", "microsocks"},
 		{"privoxy", "privoxy"},
+		{"haproxy", "haproxy"},
 		{"sshd", "openssh-server"},
 		{"ssh", "openssh-client"},
 	} {
