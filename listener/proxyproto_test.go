@@ -42,7 +42,7 @@ var (
 )
 
 func TestReadProxyHeader(t *testing.T) {
-	const rest = "\x05\x01\x00" // a SOCKS5 greeting after the header
+	const rest = "\x05\x01\x00"                    // a SOCKS5 greeting after the header
 	tlv := []byte{0x04, 0x00, 0x03, 'a', 'b', 'c'} // PP2_TYPE_NOOP with 3 bytes
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(declared4.Addr().As16()), declared4.Port())
 	for _, c := range []struct {
