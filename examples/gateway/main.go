@@ -1,7 +1,7 @@
 // Command gateway is a SOCKS 4, 4a and 5 server: it relays the connections
 // its clients ask for, and logs each one.
 //
-//	go run ./examples/gateway [-listen 127.0.0.1:1080] [-user name -pass secret]
+//	go run ./examples/gateway [-listen 127.0.0.1:1080] [-user name -pass secret] [-drain 30s]
 //
 // It serves clients on loopback. With -user and -pass, SOCKS5 clients must
 // authenticate with that username and password (RFC 1929), clients
@@ -9,6 +9,10 @@
 // authenticate, are refused. Try it with curl:
 //
 //	curl --socks5-hostname 127.0.0.1:1080 https://example.com/
+//
+// On SIGTERM or an interrupt it stops accepting connections; with -drain
+// it lets the relays under way finish for that long before it closes
+// them (a second signal ends it at once).
 package main
 
 import (
@@ -30,6 +34,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal, during a drain, ends the program at once
+	}()
 	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(2)
@@ -44,6 +52,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	listen := fs.String("listen", "127.0.0.1:1080", "`address` to listen on")
 	user := fs.String("user", "", "require SOCKS5 authentication with this `username`")
 	pass := fs.String("pass", "", "the `password` that goes with -user")
+	drain := fs.Duration("drain", 0, "when told to stop, let relays under way finish for this `long` before closing them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,7 +79,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	err = listener.Serve(ctx, ln, cfg)
+	err = serve(ctx, ln, cfg, *drain, logger)
 	logger.Info("gateway stopped")
 	return err
 }

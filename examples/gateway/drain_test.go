@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sockstap/sockstap/internal/sockstest"
+	"github.com/sockstap/sockstap/socks5"
+)
+
+// relayTo opens a SOCKS5 relay through the gateway at addr to target.
+func relayTo(t *testing.T, addr string, target *net.TCPAddr) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.SetDeadline(time.Now().Add(sockstest.Timeout)))
+	_, _, err = socks5.ClientHandshake(context.Background(), c,
+		socks5.Request{Command: socks5.CmdConnect, Addr: socks5.AddrFromAddrPort(target.AddrPort())})
+	require.NoError(t, err)
+	return c.(*net.TCPConn)
+}
+
+// echoes writes msg on c, which leads to an echo server, and checks that
+// it comes back.
+func echoes(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	_, err := io.WriteString(c, msg)
+	require.NoError(t, err)
+	got := make([]byte, len(msg))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	assert.Equal(t, msg, string(got))
+}
+
+// awaitRefused waits until nothing listens on addr any more, trying to
+// connect with a growing pause, bounded in count and time.
+func awaitRefused(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(sockstest.Timeout)
+	delay := time.Millisecond
+	for i := 0; i < 200 && time.Now().Before(deadline); i++ {
+		c, err := net.Dial("tcp", addr)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		require.NoError(t, err)
+		c.Close()
+		timer := time.NewTimer(delay)
+		<-timer.C
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+	t.Fatalf("%s still accepts connections", addr)
+}
+
+// TestGatewayDrain stops a gateway with -drain while a relay is under
+// way: new connections are refused at once, the relay goes on moving
+// bytes both ways, and the gateway ends when the relay does.
+func TestGatewayDrain(t *testing.T) {
+	echo := sockstest.Echo(t)
+	g := launch(t, "-drain", "1m")
+	c := relayTo(t, g.addr, echo)
+	echoes(t, c, "before the signal")
+
+	g.stop()
+	awaitRefused(t, g.addr)
+	echoes(t, c, "while draining")
+	select {
+	case err := <-g.done:
+		t.Fatalf("the gateway ended with a relay under way: %v", err)
+	default:
+	}
+
+	require.NoError(t, c.CloseWrite())
+	rest, err := io.ReadAll(c)
+	require.NoError(t, err)
+	assert.Empty(t, rest)
+	require.NoError(t, g.wait(t))
+	logs := g.logs.String()
+	assert.Contains(t, logs, "gateway draining")
+	assert.Contains(t, logs, "bytes_up=31 bytes_down=31", "the relay's record counts every byte")
+	assert.NotContains(t, logs, "were closed")
+}
+
+// TestGatewayDrainEnds stops a gateway whose relay outlives -drain: the
+// relay is closed when the drain ends, and so is the gateway.
+func TestGatewayDrainEnds(t *testing.T) {
+	echo := sockstest.Echo(t)
+	g := launch(t, "-drain", "50ms")
+	c := relayTo(t, g.addr, echo)
+	echoes(t, c, "idle from now on")
+
+	g.stop()
+	require.NoError(t, g.wait(t))
+	_, err := c.Read(make([]byte, 1))
+	assert.Error(t, err, "the relay is closed")
+	assert.Contains(t, g.logs.String(), "relays still under way were closed")
+}
+
+// TestGatewayNoDrain stops a gateway without -drain: its relays are
+// closed at once.
+func TestGatewayNoDrain(t *testing.T) {
+	echo := sockstest.Echo(t)
+	g := launch(t)
+	c := relayTo(t, g.addr, echo)
+	echoes(t, c, "hello")
+	g.stop()
+	require.NoError(t, g.wait(t))
+	_, err := c.Read(make([]byte, 1))
+	assert.Error(t, err, "the relay is closed")
+	assert.False(t, strings.Contains(g.logs.String(), "draining"))
+}
