@@ -43,6 +43,15 @@ func (d *Daemon) Listening(addr *net.TCPAddr) (bool, error) {
 	return ok, err
 }
 
+// ConnectedTo reports whether d holds an established TCP connection to
+// addr now.
+func (d *Daemon) ConnectedTo(addr *net.TCPAddr) (bool, error) {
+	if err := procNet(); err != nil {
+		return false, err
+	}
+	return connected(d.p.pid(), addr.AddrPort())
+}
+
 // Pid returns d's process id.
 func (d *Daemon) Pid() int { return d.p.pid() }
 
