@@ -84,11 +84,16 @@ type Dialer struct {
 }
 
 // String returns the dialer as a proxy URL, without the password:
-// "socks5h://alice@127.0.0.1:1080".
+// "socks5h://alice@127.0.0.1:1080". A chain lists every hop, first first,
+// each reached through the one before:
+// "socks5h://127.0.0.1:1080 -> socks4://10.0.0.1:1080".
 func (d *Dialer) String() string {
 	u := url.URL{Scheme: string(d.scheme()), Host: d.Proxy}
 	if d.Username != "" {
 		u.User = url.User(d.Username)
+	}
+	if prev, ok := d.Forward.(*Dialer); ok && prev != nil {
+		return prev.String() + " -> " + u.String()
 	}
 	return u.String()
 }

@@ -143,7 +143,7 @@ func ExampleRouter() {
 	r := &dialer.Router{
 		Routes: []dialer.Route{
 			// No peers: direct.
-			{Dests: dialer.ParseHosts(".corp.example, " + intranet.Listener.Addr().String())},
+			{Dests: dialer.MustParseHosts(".corp.example, " + intranet.Listener.Addr().String())},
 		},
 		Peers: []proxy.ContextDialer{
 			&dialer.Dialer{Proxy: down},
@@ -233,7 +233,10 @@ func ExampleFromEnvironment() {
 
 // NO_PROXY's syntax, as curl reads it.
 func ExampleParseHosts() {
-	h := dialer.ParseHosts("example.com, .example.org, 10.0.0.0/8, [::1]:8080")
+	h, err := dialer.ParseHosts("example.com, .example.org, 10.0.0.0/8, [::1]:8080")
+	if err != nil {
+		panic(err)
+	}
 	for _, addr := range []string{
 		"example.com:443", "www.example.com:80", "example.org:80", "notexample.com:80",
 		"10.1.2.3:22", "[::1]:8080", "[::1]:80",
@@ -248,4 +251,12 @@ func ExampleParseHosts() {
 	// 10.1.2.3:22 true
 	// [::1]:8080 true
 	// [::1]:80 false
+}
+
+// A list that does not parse is an error naming each bad entry.
+func ExampleParseHosts_error() {
+	_, err := dialer.ParseHosts("10.0.0.0/33, example.com:99999, 300.1.1.1, ok.example")
+	fmt.Println(err)
+	// Output:
+	// dialer: host list: invalid network "10.0.0.0/33": a prefix longer than the address; "example.com:99999": a port is a number from 1 to 65535, or a range of them: 8000-8099; invalid address "300.1.1.1"
 }

@@ -90,22 +90,31 @@ func FuzzParseHosts(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, list, addr string) {
-		h := dialer.ParseHosts(list)
+		h, err := dialer.ParseHosts(list)
+		if err != nil {
+			if name := strings.Trim(list, "."); isDomain(name) && len(name) <= 253 && !longLabel(name) {
+				t.Fatalf("ParseHosts(%q): %v", list, err)
+			}
+			return
+		}
 		in := h.Contains(addr)
-		if !dialer.ParseHosts(list + ",*").Contains(addr) {
+		if !dialer.MustParseHosts(list + ",*").Contains(addr) {
 			t.Fatalf("%q with * does not contain %q", list, addr)
 		}
-		if in && !dialer.ParseHosts(list+", other.example").Contains(addr) {
+		if in && !dialer.MustParseHosts(list+", other.example").Contains(addr) {
 			t.Fatalf("%q contains %q, but not with one more entry", list, addr)
 		}
 		if isASCII(list) && isASCII(addr) {
-			if dialer.ParseHosts(strings.ToUpper(list)).Contains(strings.ToLower(addr)) != in {
+			if dialer.MustParseHosts(strings.ToUpper(list)).Contains(strings.ToLower(addr)) != in {
 				t.Fatalf("case matters: %q and %q", list, addr)
 			}
 		}
+		again, err := dialer.ParseHosts(h.String())
+		if err != nil || again.String() != h.String() || again.Contains(addr) != in {
+			t.Fatalf("ParseHosts(%q).String() = %q, which reads back as %q, %v", list, h.String(), again.String(), err)
+		}
 		if name := strings.Trim(list, "."); isDomain(name) {
-			d := dialer.ParseHosts(list)
-			if !d.Contains(name+":80") || !d.Contains("sub."+name+":80") || !d.Contains(name) {
+			if !h.Contains(name+":80") || !h.Contains("sub."+name+":80") || !h.Contains(name) {
 				t.Fatalf("%q does not contain itself or its subdomains", list)
 			}
 		}
@@ -119,6 +128,16 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// longLabel reports whether a label of name is longer than DNS allows.
+func longLabel(name string) bool {
+	for _, label := range strings.Split(name, ".") {
+		if len(label) > 63 {
+			return true
+		}
+	}
+	return false
 }
 
 // isDomain reports whether s is a plain domain name: labels of letters,

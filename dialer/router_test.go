@@ -43,8 +43,8 @@ func TestRouter(t *testing.T) {
 	direct := &countingDialer{}
 	r := &dialer.Router{
 		Routes: []dialer.Route{
-			{Dests: dialer.ParseHosts("127.0.0.1:" + strconv.Itoa(echo.Port) + ",.direct.example")},
-			{Dests: dialer.ParseHosts("b.example,192.0.2.0/24"), Peers: []proxy.ContextDialer{b}},
+			{Dests: dialer.MustParseHosts("127.0.0.1:" + strconv.Itoa(echo.Port) + ",.direct.example")},
+			{Dests: dialer.MustParseHosts("b.example,192.0.2.0/24"), Peers: []proxy.ContextDialer{b}},
 		},
 		Peers:  []proxy.ContextDialer{a},
 		Direct: direct,
