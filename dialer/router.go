@@ -82,7 +82,7 @@ func (r *Router) DialContext(ctx context.Context, network, address string) (net.
 	if a, err := socks5.ParseAddr(address); err == nil {
 		target = a
 	}
-	return nil, &net.OpError{Op: opConnect, Net: network, Addr: target, Err: &allUnreachableError{errs}}
+	return nil, &net.OpError{Op: cmdConnect.op, Net: network, Addr: target, Err: &allUnreachableError{errs}}
 }
 
 // route returns the peers for address.
