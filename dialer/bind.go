@@ -122,6 +122,9 @@ func (l *BindListener) Accept() (net.Conn, error) {
 }
 
 func (l *BindListener) acceptError(err error) error {
+	if isTimeout(err) {
+		err = &timeoutError{err}
+	}
 	return l.d.opError("accept", l.network, l.target, err)
 }
 

@@ -87,3 +87,11 @@ func (e *commandError) Error() string {
 }
 
 func (e *commandError) Is(target error) bool { return target == ErrUnsupportedCommand }
+
+// timeoutError is an error that timed out deep in its chain, said at the
+// top, so that the *net.OpError around it reports a timeout.
+type timeoutError struct{ err error }
+
+func (e *timeoutError) Error() string { return e.err.Error() }
+func (e *timeoutError) Unwrap() error { return e.err }
+func (e *timeoutError) Timeout() bool { return true }
