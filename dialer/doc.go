@@ -42,8 +42,8 @@
 // file that socksify reads.
 //
 // A failed dial is a [*net.OpError]: Op is the command ("connect", "bind",
-// "udp associate", "resolve", "resolve ptr"), Net the
-// network, Source the proxy's address and Addr the target. When the proxy
+// "udp associate", "resolve", "resolve ptr"), Net the network, Source the
+// proxy's address and Addr the target. When the proxy
 // answered with a failure, it wraps the reply: a [*socks5.ReplyError] or a
 // [*socks4.ReplyError], found with [errors.As], tells a target that refused
 // the connection ([socks5.ConnectionRefused]) from a proxy that does not

@@ -425,4 +425,3 @@ func (e *allUnreachableError) Error() string {
 }
 
 func (e *allUnreachableError) Unwrap() []error { return e.errs }
-
