@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sockstap/sockstap/socks5"
 )
@@ -21,15 +22,17 @@ import (
 type UDPProxy struct {
 	Addr string // the server's address, host:port
 
-	mu    sync.Mutex
-	ctrls map[net.Conn]struct{}
-	n     int
+	mu      sync.Mutex
+	ctrls   map[net.Conn]struct{}
+	n       int
+	live    int           // associations under way, sockets open
+	changed chan struct{} // closed and replaced when live changes
 }
 
 // StartUDPProxy starts a UDPProxy; the test's cleanup stops it.
 func StartUDPProxy(t testing.TB) *UDPProxy {
 	t.Helper()
-	p := &UDPProxy{ctrls: map[net.Conn]struct{}{}}
+	p := &UDPProxy{ctrls: map[net.Conn]struct{}{}, changed: make(chan struct{})}
 	p.Addr = Serve(t, p.serve).String()
 	return p
 }
@@ -39,6 +42,36 @@ func (p *UDPProxy) Associations() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.n
+}
+
+// WaitIdle waits until no association is under way and the sockets of
+// those that were are closed, at most Timeout; it fails the test
+// otherwise.
+func (p *UDPProxy) WaitIdle(t testing.TB) {
+	t.Helper()
+	deadline := time.After(Timeout)
+	for {
+		p.mu.Lock()
+		live, changed := p.live, p.changed
+		p.mu.Unlock()
+		if live == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("sockstest: %d associations still under way", live)
+		}
+	}
+}
+
+// setLive adds d to the associations under way.
+func (p *UDPProxy) setLive(d int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.live += d
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // EndAll closes the control connection of every association under way,
@@ -62,12 +95,15 @@ func (p *UDPProxy) serve(c net.Conn) {
 		s.Reply(socks5.CommandNotSupported, socks5.Addr{})
 		return
 	}
+	p.setLive(1)
+	defer p.setLive(-1)
 	relay, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		s.Reply(socks5.GeneralFailure, socks5.Addr{})
 		return
 	}
 	defer relay.Close()
+	defer c.Close() // before live drops: Serve would close it only after
 	bound := socks5.AddrFromAddrPort(relay.LocalAddr().(*net.UDPAddr).AddrPort())
 	if s.Reply(socks5.Succeeded, bound) != nil {
 		return
