@@ -156,4 +156,3 @@ func TestNoFDLeakCommands(t *testing.T) {
 	refusals(3 + 3*rounds)
 	assert.Equal(t, before, countFDs(t), "sockets open before and after %d BINDs and associations", len(uses)*rounds)
 }
-
