@@ -1,6 +1,7 @@
 package dialer_test
 
 import (
+	"errors"
 	"net"
 	"net/url"
 	"strconv"
@@ -164,4 +165,43 @@ func isDomain(s string) bool {
 		}
 	}
 	return letter
+}
+
+// FuzzParseSOCKSConf checks that ParseSOCKSConf never fails but with a
+// *SOCKSConfError naming a line of its input, and that the routes it reads
+// have destinations that ParseHosts reads back.
+func FuzzParseSOCKSConf(f *testing.F) {
+	for _, s := range []string{
+		"route { from: 0.0.0.0/0 to: 10.0.0.0/255.0.0.0 via: 127.0.0.1 port = 1080 proxyprotocol: socks_v5 }",
+		"resolveprotocol: fake\nroute {\n from: 0.0.0.0/0 to: .example port 1 - 1024 via: direct\n}\n",
+		"route { to: fd00::/8 port != 22 via: ::1 port = 1083 method: none username }",
+		"route { to: host.example port >= 1024 via: direct protocol: tcp udp }",
+		"route { to: 10.0.0.0/33 via: direct }",
+		"timeout.connect: 3 # comment\nroute.badexpire: 0",
+		": {",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, conf string) {
+		r, err := dialer.ParseSOCKSConf("f.conf", strings.NewReader(conf))
+		if err != nil {
+			var ce *dialer.SOCKSConfError
+			if !errors.As(err, &ce) {
+				if strings.Contains(err.Error(), "token too long") {
+					return // bufio.Scanner's limit on a line
+				}
+				t.Fatalf("ParseSOCKSConf(%q): %T %v", conf, err, err)
+			}
+			if ce.File != "f.conf" || ce.Line < 1 || ce.Line > strings.Count(conf, "\n")+1 {
+				t.Fatalf("ParseSOCKSConf(%q): error at %s:%d", conf, ce.File, ce.Line)
+			}
+			return
+		}
+		for _, rt := range r.Routes {
+			again, err := dialer.ParseHosts(rt.Dests.String())
+			if err != nil || again.String() != rt.Dests.String() {
+				t.Fatalf("ParseSOCKSConf(%q): destinations %q read back as %q, %v", conf, rt.Dests.String(), again.String(), err)
+			}
+		}
+	})
 }

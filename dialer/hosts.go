@@ -22,6 +22,7 @@ type Hosts struct {
 type hostEntry struct {
 	any    bool         // every host
 	domain string       // no leading or trailing dot; "" for a network
+	exact  bool         // domain is one host, not its subdomains
 	prefix netip.Prefix // a network, when domain is "" and any is false
 	lo, hi uint16       // the ports lo to hi; hi 0: every port
 }
@@ -30,6 +31,8 @@ type hostEntry struct {
 // space:
 //
 //   - "*": every destination;
+//   - "=" and a name: that host alone, not its subdomains ("=example.com"),
+//     as Dante's configuration writes a host name;
 //   - a domain name, with or without a leading dot: "example.com" and
 //     ".example.com" both contain example.com and all its subdomains
 //     (curl's reading; "*.example.com" is read the same way). Case and a
@@ -115,6 +118,13 @@ func parseHostEntry(e string) (hostEntry, error) {
 	case host == "*":
 		entry.any = true
 		return entry, nil
+	case strings.HasPrefix(host, "="):
+		d, err := match.ParseDomain(host[1:])
+		if err != nil || strings.HasPrefix(host[1:], ".") || strings.HasPrefix(host[1:], "*") {
+			return hostEntry{}, fmt.Errorf("%q: %w", e, errExactHost)
+		}
+		entry.domain, entry.exact = d, true
+		return entry, nil
 	case strings.ContainsAny(host, ":/") || startsLikeIP(host):
 		p, err := match.ParsePrefix(host)
 		if err != nil {
@@ -137,6 +147,8 @@ func parseHostEntry(e string) (hostEntry, error) {
 func startsLikeIP(host string) bool {
 	return host != "" && strings.Trim(host, "0123456789.") == "" && host[0] != '.'
 }
+
+var errExactHost = errors.New(`"=" goes before a host name: =www.example.com`)
 
 var errPort = errors.New("a port is a number from 1 to 65535, or a range of them: 8000-8099")
 
@@ -175,6 +187,10 @@ func (h Hosts) Contains(address string) bool {
 		switch {
 		case e.any:
 			return true
+		case e.exact:
+			if !isIP && strings.EqualFold(e.domain, host) {
+				return true
+			}
 		case e.domain != "":
 			if !isIP && match.Domain(e.domain, host) {
 				return true
@@ -202,6 +218,8 @@ func (h Hosts) String() string {
 func (e hostEntry) String() string {
 	host := e.domain
 	switch {
+	case e.exact:
+		host = "=" + host
 	case e.any:
 		host = "*"
 	case host == "" && e.prefix.IsSingleIP():

@@ -62,6 +62,10 @@ func TestHosts(t *testing.T) {
 		{"[fd00::/8]:80", "[fd00::1]:80", true},
 		{"10.0.0.0/8:80", "10.0.0.1:80", true},
 		{"10.0.0.0/255.0.0.0", "10.0.0.1:80", true},
+		{"=example.com", "example.com:80", true},
+		{"=example.com", "EXAMPLE.com.:80", true},
+		{"=example.com", "www.example.com:80", false},
+		{"=example.com:443", "example.com:80", false},
 		// Lists.
 		{"a.example, b.example ,c.example", "b.example:80", true},
 		{"a.example b.example\tc.example", "c.example:80", true},
@@ -85,7 +89,7 @@ func TestParseHostsErrors(t *testing.T) {
 	for _, list := range []string{
 		"10.0.0.0/33", "10.0.0.0/99", "host:99999", "host:0", "example.com:http", "300.1.1.1",
 		"1.2.3", "a..b", "*.", "..", "exa_mple.com/x", "[::1", "fe80::1%eth0", "example.com:80-79",
-		"example.com:", ":80", "good.example, 10.0.0.0/33",
+		"example.com:", ":80", "=", "=.example.com", "=10.0.0.1", "good.example, 10.0.0.0/33",
 	} {
 		t.Run(list, func(t *testing.T) {
 			h, err := dialer.ParseHosts(list)
@@ -109,6 +113,7 @@ func TestHostsString(t *testing.T) {
 		{"10.1.2.3/8 192.0.2.1", "10.0.0.0/8, 192.0.2.1"},
 		{"[::1]:8080, [fd00::/8]:8000-8099", "[::1]:8080, [fd00::/8]:8000-8099"},
 		{"::ffff:10.0.0.0/104", "10.0.0.0/8"},
+		{"=Example.COM:80", "=Example.COM:80"},
 		{"", ""},
 	} {
 		h := dialer.MustParseHosts(c.in)
