@@ -302,10 +302,17 @@ func (r *Router) attempt(ctx context.Context, p proxy.ContextDialer, attempt fun
 	if timeout < 0 {
 		return attempt(ctx, p)
 	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
+	limit := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && !d.After(limit) {
+		return attempt(ctx, p) // the caller's deadline comes first: its own
+	}
+	pctx, cancel := context.WithDeadline(ctx, limit)
 	defer cancel()
 	err := attempt(pctx, p)
-	if err != nil && ctx.Err() == nil && pctx.Err() != nil && !unreachable(err) {
+	// A connection's deadline, set to pctx's, may pass a moment before
+	// pctx's timer fires.
+	timedOut := pctx.Err() != nil || isTimeout(err) && !time.Now().Before(limit)
+	if err != nil && ctx.Err() == nil && timedOut && !unreachable(err) {
 		err = &unreachableError{&peerTimeoutError{peer: peerName(p), timeout: timeout, err: err}}
 	}
 	return err
