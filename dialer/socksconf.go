@@ -37,14 +37,14 @@ func ReadSOCKSConf(path string) (*Router, error) {
 // would take. It reads route blocks:
 //
 //	route {
-//		from: 0.0.0.0/0   to: 10.0.0.0/255.0.0.0   via: 127.0.0.1 port = 1080
+//		from: 0.0.0.0/0   to: 10.0.0.0/8   via: 127.0.0.1 port = 1080
 //		proxyprotocol: socks_v5
 //		method: none username
 //	}
 //	route { from: 0.0.0.0/0 to: .corp.example port 1 - 1024 via: direct }
 //
-// to is the destination: an IPv4 or IPv6 address with a netmask or prefix
-// length, a host name (that host alone), or a domain with its leading dot
+// to is the destination: an IPv4 or IPv6 address with a prefix length (or
+// a dotted IPv4 netmask, which Dante 1.4's client rejects), a host name (that host alone), or a domain with its leading dot
 // (the domain and its subdomains); 0.0.0.0/0 is every destination. A port
 // specifier may follow it: port = N (or eq, ne/!=, ge/>=, le/<=, gt/>,
 // lt/<), or port N - M. via is the proxy, "HOST port = N", or "direct".
