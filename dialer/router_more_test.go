@@ -2,6 +2,7 @@ package dialer_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
@@ -90,7 +91,7 @@ func TestRouterTimeoutIsNotARefusal(t *testing.T) {
 	echo := sockstest.Echo(t)
 	refusing := startFakeProxy(t, []byte{5, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0})
 	counter := &countingDialer{}
-	r := &dialer.Router{Peers: []proxy.ContextDialer{
+	r := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{
 		&dialer.Dialer{Proxy: refusing.addr},
 		&dialer.Dialer{Proxy: "127.0.0.1:1", Forward: counter},
 	}, PeerTimeout: wait}
@@ -101,7 +102,7 @@ func TestRouterTimeoutIsNotARefusal(t *testing.T) {
 	assert.Zero(t, counter.n.Load())
 
 	hang := startFakeProxy(t, nil)
-	lone := &dialer.Router{Peers: []proxy.ContextDialer{&dialer.Dialer{Proxy: hang.addr}}, PeerTimeout: 20 * time.Millisecond}
+	lone := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{&dialer.Dialer{Proxy: hang.addr}}, PeerTimeout: 20 * time.Millisecond}
 	_, err = lone.Dial("tcp", echo.String())
 	assert.ErrorContains(t, err, "did not answer within 20ms")
 	assert.True(t, isTimeout(err), "%v", err)
@@ -115,6 +116,7 @@ func TestRouterCommands(t *testing.T) {
 	direct := sockstest.EchoUDP(t)
 	directHost := direct.String()
 	r := &dialer.Router{
+		Logger: quiet,
 		Routes: []dialer.Route{
 			{Dests: dialer.MustParseHosts(directHost)},
 			{Dests: dialer.MustParseHosts("127.0.0.0/8, localhost"), Peers: []proxy.ContextDialer{
@@ -190,3 +192,6 @@ func TestRouterCommands(t *testing.T) {
 		assert.Equal(t, "127.0.0.1", l.Addr().(*net.TCPAddr).IP.String())
 	})
 }
+
+// quiet is a logger for routers whose failovers the test does not look at.
+var quiet = slog.New(slog.DiscardHandler)
