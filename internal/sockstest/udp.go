@@ -104,10 +104,7 @@ func (p *UDPProxy) serve(c net.Conn) {
 	}
 	defer relay.Close()
 	defer c.Close() // before live drops: Serve would close it only after
-	bound := socks5.AddrFromAddrPort(relay.LocalAddr().(*net.UDPAddr).AddrPort())
-	if s.Reply(socks5.Succeeded, bound) != nil {
-		return
-	}
+	// Counted, and found by EndAll, before the client knows of it.
 	p.mu.Lock()
 	p.ctrls[c] = struct{}{}
 	p.n++
@@ -117,6 +114,10 @@ func (p *UDPProxy) serve(c net.Conn) {
 		delete(p.ctrls, c)
 		p.mu.Unlock()
 	}()
+	bound := socks5.AddrFromAddrPort(relay.LocalAddr().(*net.UDPAddr).AddrPort())
+	if s.Reply(socks5.Succeeded, bound) != nil {
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
