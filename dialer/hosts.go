@@ -85,6 +85,7 @@ type HostsError struct {
 	Errs []error // one for each bad entry, in order
 }
 
+// Error lists the bad entries, separated by semicolons.
 func (e *HostsError) Error() string {
 	var b strings.Builder
 	b.WriteString("dialer: host list: ")

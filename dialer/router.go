@@ -18,9 +18,9 @@ import (
 
 // Defaults of a [Router]'s fields.
 const (
-	DefaultPeerTimeout = 10 * time.Second
-	DefaultRetryAfter  = 10 * time.Second
-	maxRetryFactor     = 32 // a peer down again and again waits at most 32 RetryAfters
+	DefaultPeerTimeout = 10 * time.Second // PeerTimeout's
+	DefaultRetryAfter  = 10 * time.Second // RetryAfter's
+	maxRetryFactor     = 32               // a peer down again and again waits at most 32 RetryAfters
 )
 
 // A Router picks, for each destination, how to reach it: directly, or

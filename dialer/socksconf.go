@@ -87,15 +87,17 @@ func ParseSOCKSConf(name string, r io.Reader) (*Router, error) {
 // A SOCKSConfError is a line of a SOCKS client configuration that
 // [ParseSOCKSConf] cannot read.
 type SOCKSConfError struct {
-	File string
-	Line int
-	Err  error
+	File string // the name given to ParseSOCKSConf
+	Line int    // the line, from 1
+	Err  error  // what is wrong
 }
 
+// Error returns "file:line: what is wrong".
 func (e *SOCKSConfError) Error() string {
 	return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
 }
 
+// Unwrap returns what is wrong.
 func (e *SOCKSConfError) Unwrap() error { return e.Err }
 
 // confToken is a word of the configuration: a keyword (with its colon
