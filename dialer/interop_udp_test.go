@@ -13,6 +13,7 @@ import (
 	"github.com/sockstap/sockstap/dialer"
 	"github.com/sockstap/sockstap/internal/interop"
 	"github.com/sockstap/sockstap/internal/sockstest"
+	"github.com/sockstap/sockstap/listener"
 	"github.com/sockstap/sockstap/socks5"
 )
 
@@ -102,4 +103,52 @@ func TestInteropDanteUDP(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "connected", string(buf[:n]))
 	})
+}
+
+// TestInteropDanteMore checks BIND through a chain whose last hop is
+// danted, and what a RESOLVE to danted, which does not know the command,
+// returns.
+func TestInteropDanteMore(t *testing.T) {
+	t.Parallel()
+	server := interop.Dante(t, interop.Options{})
+	first := startProxy(t, listener.Config{})
+	t.Run("BIND through a chain", func(t *testing.T) {
+		d := dialer.Chain(&dialer.Dialer{Proxy: first.addr}, &dialer.Dialer{Proxy: server.String(), Scheme: dialer.SOCKS5})
+		l := listen(t, d, "127.0.0.1:0")
+		peer, err := net.DialTimeout("tcp", l.Addr().String(), wait)
+		require.NoError(t, err)
+		defer peer.Close()
+		require.NoError(t, l.SetDeadline(time.Now().Add(wait)))
+		c, err := l.Accept()
+		require.NoError(t, err)
+		defer c.Close()
+		assert.Equal(t, peer.LocalAddr().String(), c.RemoteAddr().String())
+		echoTo(t, peer, c)
+		c.Close()
+		peer.Close()
+		// The control connection rode the first hop, to danted.
+		first.logs.Wait(t, sockstest.Key("target", server.String()))
+	})
+	t.Run("RESOLVE", func(t *testing.T) {
+		// danted closes the connection without a reply.
+		_, err := (&dialer.Dialer{Proxy: server.String()}).Resolve(context.Background(), "localhost")
+		assertOp(t, err, "resolve")
+		assert.ErrorIs(t, err, io.EOF)
+	})
+}
+
+// echoTo sends a line from a to b and back, and checks both arrive.
+func echoTo(t *testing.T, a, b net.Conn) {
+	t.Helper()
+	require.NoError(t, a.SetDeadline(time.Now().Add(wait)))
+	require.NoError(t, b.SetDeadline(time.Now().Add(wait)))
+	for _, p := range [][2]net.Conn{{a, b}, {b, a}} {
+		msg := "from " + p[0].LocalAddr().String()
+		_, err := p[0].Write([]byte(msg))
+		require.NoError(t, err)
+		got := make([]byte, len(msg))
+		_, err = io.ReadFull(p[1], got)
+		require.NoError(t, err)
+		assert.Equal(t, msg, string(got))
+	}
 }
