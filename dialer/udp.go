@@ -119,6 +119,8 @@ type PacketConn struct {
 	udp   *net.UDPConn   // connected to the relay
 	relay netip.AddrPort // the relay's address
 
+	writeDeadline atomic.Int64 // unix nanoseconds; 0: none
+
 	ended   atomic.Bool   // the proxy closed the control connection
 	closed  atomic.Bool   // Close was called
 	watched chan struct{} // closed when watch has returned
@@ -152,7 +154,7 @@ func (pc *PacketConn) watch() {
 // *[net.UDPAddr], or a [socks5.Addr] (or *socks5.Addr), which may hold a
 // name: through socks5h the name goes to the proxy, which resolves it;
 // through socks5 it is resolved here, with the Dialer's Resolver, as for
-// a CONNECT.
+// a CONNECT, within the write deadline.
 func (pc *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	dst, err := pc.destination(addr)
 	if err != nil {
@@ -184,7 +186,13 @@ func (pc *PacketConn) destination(addr net.Addr) (socks5.Addr, error) {
 		return socks5.Addr{}, errNoDestination
 	}
 	if _, local, _ := pc.d.Scheme.version(); local && a.Name != "" {
-		ip, err := pc.d.resolve(context.Background(), "ip", a.Name, false)
+		ctx := context.Background()
+		if ns := pc.writeDeadline.Load(); ns != 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, time.Unix(0, ns))
+			defer cancel()
+		}
+		ip, err := pc.d.resolve(ctx, "ip", a.Name, false)
 		if err != nil {
 			return socks5.Addr{}, err
 		}
@@ -306,13 +314,27 @@ func (pc *PacketConn) LocalAddr() net.Addr { return pc.udp.LocalAddr() }
 func (pc *PacketConn) RelayAddr() net.Addr { return net.UDPAddrFromAddrPort(pc.relay) }
 
 // SetDeadline sets the read and write deadlines, as a UDP socket's.
-func (pc *PacketConn) SetDeadline(t time.Time) error { return pc.udp.SetDeadline(t) }
+func (pc *PacketConn) SetDeadline(t time.Time) error {
+	pc.setWriteDeadline(t)
+	return pc.udp.SetDeadline(t)
+}
 
 // SetReadDeadline sets the deadline of ReadFrom.
 func (pc *PacketConn) SetReadDeadline(t time.Time) error { return pc.udp.SetReadDeadline(t) }
 
 // SetWriteDeadline sets the deadline of WriteTo.
-func (pc *PacketConn) SetWriteDeadline(t time.Time) error { return pc.udp.SetWriteDeadline(t) }
+func (pc *PacketConn) SetWriteDeadline(t time.Time) error {
+	pc.setWriteDeadline(t)
+	return pc.udp.SetWriteDeadline(t)
+}
+
+func (pc *PacketConn) setWriteDeadline(t time.Time) {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	pc.writeDeadline.Store(ns)
+}
 
 // dialUDP is DialContext for a UDP network: an association whose
 // datagrams all go to address.

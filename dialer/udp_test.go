@@ -76,6 +76,17 @@ func TestListenPacket(t *testing.T) {
 		got, _ := roundTrip(t, pc, socks5.Addr{Name: "echo.sockstap.test", Port: uint16(echo.Port)}, "resolved here")
 		assert.Equal(t, "resolved here", got)
 	})
+	t.Run("the write deadline bounds resolving a name", func(t *testing.T) {
+		stuck := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}
+		pc := listenPacket(t, &dialer.Dialer{Proxy: proxy.Addr, Scheme: dialer.SOCKS5, Resolver: stuck})
+		require.NoError(t, pc.SetWriteDeadline(time.Now().Add(20*time.Millisecond)))
+		_, err := pc.WriteTo([]byte("x"), socks5.Addr{Name: "stuck.sockstap.test", Port: 7})
+		require.Error(t, err)
+		assertOp(t, err, "write")
+	})
 	t.Run("from a given local address", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
