@@ -181,7 +181,8 @@ func listenDirect(ctx context.Context, network, address string) (net.Listener, e
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
 	udp := "udp" + strings.TrimPrefix(network, "tcp")
-	probe, err := net.Dial(udp, net.JoinHostPort(host, "9")) // sends nothing
+	var d net.Dialer
+	probe, err := d.DialContext(ctx, udp, net.JoinHostPort(host, "9")) // sends nothing
 	if err != nil {
 		return nil, err
 	}
