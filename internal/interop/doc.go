@@ -1,8 +1,7 @@
 // Package interop starts real SOCKS programs from Debian's packages
 // (danted, microsocks, sshd with ssh -D, privoxy) as private daemons on
-// loopback, and runs client programs (curl, ncat, socat, proxychains4,
-// socksify), so that tests check sockstap against the implementations
-// people use.
+// loopback, and runs client programs (curl, ncat, socat, proxychains4),
+// so that tests check sockstap against the implementations people use.
 //
 // Every daemon is a process of the test's own: it gets a configuration in
 // t.TempDir(), listens on an ephemeral port of 127.0.0.1, and is killed,
