@@ -56,6 +56,8 @@ func debianPackage(program string) string {
 		return program
 	case "danted":
 		return "dante-server"
+	case "socksify":
+		return "dante-client"
 	case "sshd":
 		return "openssh-server"
 	case "ssh", "ssh-keygen":
