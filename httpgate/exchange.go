@@ -39,7 +39,8 @@ type exchange struct {
 // serve decides what the request is and serves it.
 func (ex *exchange) serve() {
 	r := ex.r
-	if !ex.following() {
+	fc, _ := r.Context().Value(framedConnKey{}).(*framedConn)
+	if fc != nil && !fc.Following() {
 		// The connection may have become a tunnel, or not: it is closed
 		// after this response unless the request takes it over.
 		ex.w.Header().Set("Connection", "close")
@@ -78,13 +79,6 @@ func (ex *exchange) serve() {
 	default:
 		ex.forward()
 	}
-}
-
-// following reports whether the client connection's framing is still
-// followed (see framedConn).
-func (ex *exchange) following() bool {
-	fc, ok := ex.r.Context().Value(framedConnKey{}).(*framedConn)
-	return !ok || fc.Following()
 }
 
 type framedConnKey struct{}

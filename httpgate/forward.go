@@ -22,6 +22,7 @@ func (ex *exchange) outgoing(ctx context.Context, keepUpgrade bool) *http.Reques
 	r := ex.r
 	out := r.Clone(ctx)
 	out.RequestURI = ""
+	out.Trailer = r.Trailer // the server fills it in once the body is read: not a copy
 	out.Close = false
 	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
 	u := &url.URL{Scheme: "http", Host: ex.target, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}

@@ -2,6 +2,7 @@ package httpgate
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -23,8 +24,11 @@ func (e *framingError) Error() string { return "httpgate: request framing: " + e
 // quietly for Transfer-Encoding and leaves no trace of in the request a
 // handler gets; a Transfer-Encoding whose last coding is not chunked; a
 // Transfer-Encoding in an HTTP/1.0 request. The read that would deliver
-// such a request's head fails instead, and net/http answers 400 and
-// closes the connection, before any handler sees the request.
+// such a request's head delivers instead a request of its own making
+// (method badFramingMethod), which the gateway answers 400 with the
+// reason; then the connection reads as ended. (A read error would do
+// too, but net/http takes one that comes while a request is served for
+// the client gone, and cancels that request.)
 //
 // The parsing stops for good after a CONNECT or a request with Upgrade,
 // whose connection may turn into a tunnel; a handler that serves such a
@@ -32,10 +36,19 @@ func (e *framingError) Error() string { return "httpgate: request framing: " + e
 // (see [framedConn.Following]).
 type framedConn struct {
 	net.Conn
-	p   framer
-	err error
-	off atomic.Bool // the parser stopped; read by handlers
+	p       framer
+	pending []byte // what is left to read of the request made in place of a bad one
+	ended   bool   // the stream reads as ended
+	bad     atomic.Pointer[framingError]
+	off     atomic.Bool // the parser stopped; read by handlers
 }
+
+// badFramingMethod is the method of the request that takes the place of
+// one with bad framing; badFramingRequest is all of it.
+const (
+	badFramingMethod  = "X-HTTPGATE-BAD-FRAMING"
+	badFramingRequest = badFramingMethod + " / HTTP/1.1\r\nHost: bad-framing.invalid\r\nConnection: close\r\n\r\n"
+)
 
 func newFramedConn(c net.Conn, maxHead int) *framedConn {
 	return &framedConn{Conn: c, p: framer{maxHead: maxHead, first: true}}
@@ -43,8 +56,13 @@ func newFramedConn(c net.Conn, maxHead int) *framedConn {
 
 // Read reads from the connection, following the framing of what it reads.
 func (c *framedConn) Read(b []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
+	if len(c.pending) > 0 {
+		n := copy(b, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	if c.ended {
+		return 0, io.EOF
 	}
 	n, err := c.Conn.Read(b)
 	if n == 0 || c.p.state == stateOff {
@@ -55,14 +73,20 @@ func (c *framedConn) Read(b []byte) (int, error) {
 		c.off.Store(true)
 	}
 	if ferr != nil {
-		c.err = ferr
+		c.bad.Store(ferr.(*framingError))
+		c.ended = true
+		c.pending = []byte(badFramingRequest)
 		if good > 0 {
 			return good, nil
 		}
-		return 0, ferr
+		return c.Read(b)
 	}
 	return n, err
 }
+
+// badFraming returns why the request made in place of a bad one was
+// made, or nil.
+func (c *framedConn) badFraming() *framingError { return c.bad.Load() }
 
 // Following reports whether the connection's framing is still followed:
 // false once a CONNECT or an upgrade was read.
@@ -262,7 +286,6 @@ func (f *framer) headLine(line []byte) error {
 func (f *framer) endHead() error {
 	cl, te, http10, tunnel := f.cl, f.te, f.http10, f.tunnel
 	f.cl, f.te, f.last, f.http10, f.tunnel, f.first, f.size = nil, nil, nil, false, false, true, 0
-	f.startedHere = false
 	switch {
 	case len(te) > 0:
 		if http10 {
@@ -295,6 +318,7 @@ func (f *framer) endHead() error {
 	if tunnel {
 		f.state = stateOff
 	}
+	f.startedHere = false // the next head starts after this one
 	return nil
 }
 

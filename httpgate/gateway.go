@@ -180,6 +180,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{g: g, st: st, r: r, start: time.Now()}
 	sreq, tapped := listener.FromContext(r.Context())
 	switch {
+	case r.Method == badFramingMethod && badFraming(r) != nil:
+		ex.arrival = ArrivalProxy
+		if tapped {
+			ex.arrival = arrivalOf(sreq)
+		}
+		ex.w = &countingWriter{ResponseWriter: w}
+		defer ex.finish()
+		ex.w.Header().Set("Connection", "close")
+		ex.fail(http.StatusBadRequest, badFraming(r).reason, nil)
+		return
 	case tapped:
 		ex.arrival = arrivalOf(sreq)
 		ex.req = sreq
@@ -225,4 +235,13 @@ func hostPort(host, scheme string) string {
 		return host + ":" + port
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// badFraming returns why the request was made in place of one whose
+// framing was bad (see framedConn), or nil.
+func badFraming(r *http.Request) *framingError {
+	if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok {
+		return fc.badFraming()
+	}
+	return nil
 }

@@ -29,6 +29,10 @@ var hopHeaders = []string{
 // asks for trailers and nothing else, and the Upgrade field, both of which
 // some requests pass on once the rest is gone.
 func removeHopHeaders(h http.Header) (teTrailers bool, upgrade string) {
+	if te, ok := h["Te"]; ok && len(te) == 1 && strings.EqualFold(textproto.TrimString(te[0]), "trailers") {
+		teTrailers = true
+	}
+	upgrade = h.Get("Upgrade")
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
 			name = textproto.TrimString(name)
@@ -37,10 +41,6 @@ func removeHopHeaders(h http.Header) (teTrailers bool, upgrade string) {
 			}
 		}
 	}
-	if te, ok := h["Te"]; ok && len(te) == 1 && strings.EqualFold(textproto.TrimString(te[0]), "trailers") {
-		teTrailers = true
-	}
-	upgrade = h.Get("Upgrade")
 	for _, name := range hopHeaders {
 		delete(h, name)
 	}
