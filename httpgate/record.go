@@ -49,9 +49,10 @@ const (
 	CacheMiss                           // nothing stored could serve the request: it went to the origin
 	CacheHit                            // served from the store, without contacting the origin
 	CacheRevalidated                    // a stored response, validated by the origin (304) and served
+	CacheStale                          // a stale stored response, served because the origin could not be reached
 )
 
-// String returns "none", "miss", "hit" or "revalidated".
+// String returns "none", "miss", "hit", "revalidated" or "stale".
 func (c CacheResult) String() string {
 	switch c {
 	case CacheMiss:
@@ -60,6 +61,8 @@ func (c CacheResult) String() string {
 		return "hit"
 	case CacheRevalidated:
 		return "revalidated"
+	case CacheStale:
+		return "stale"
 	}
 	return "none"
 }

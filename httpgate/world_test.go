@@ -44,7 +44,10 @@ func newWorld(t *testing.T, g *Gateway, configure func(*Server)) *world {
 		w.mu.Lock()
 		w.records = append(w.records, r)
 		w.mu.Unlock()
-		w.recorded <- struct{}{}
+		select {
+		case w.recorded <- struct{}{}:
+		default: // a test that makes many requests reads none of these
+		}
 	}
 	s := &Server{Gateway: g}
 	if configure != nil {
