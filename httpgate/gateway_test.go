@@ -545,3 +545,23 @@ func TestFallback(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, 404, resp.StatusCode)
 }
+
+// On the mixed port, a SOCKS stream that does not speak HTTP is relayed
+// to its target as it is.
+func TestMixedPortRelaysOtherStreams(t *testing.T) {
+	echo := sockstest.Echo(t)
+	w := newWorld(t, nil, nil)
+	d, err := dialer.Parse("socks5://" + w.addr)
+	require.NoError(t, err)
+	c, err := d.DialContext(context.Background(), "tcp", echo.String())
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(sockstest.Timeout))
+	_, err = c.Write([]byte("\x16\x03\x01 not http"))
+	require.NoError(t, err)
+	require.NoError(t, c.(interface{ CloseWrite() error }).CloseWrite())
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	assert.Equal(t, "\x16\x03\x01 not http", string(got))
+	w.logs.Wait(t, func(m map[string]string) bool { return m["msg"] == "socks" && m["decision"] == "relay" })
+}
