@@ -10,6 +10,12 @@ package dialer
 // including the name of the hop after it: through a socks5h hop, the next
 // hop's name goes to that proxy; through a socks5 hop, the client resolves
 // it with the hop's Resolver.
+//
+// The chain's other commands are the last hop's: [Dialer.Listen] (BIND),
+// [Dialer.ListenPacket] (UDP ASSOCIATE) and [Dialer.Resolve] ask the last
+// hop, over a control connection that rides the hops before it. Datagrams
+// do not: they go straight from the program to the last hop's relay
+// address, which must therefore be reachable from the program.
 func Chain(first *Dialer, rest ...*Dialer) *Dialer {
 	last := new(Dialer)
 	*last = *first

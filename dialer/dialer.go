@@ -43,9 +43,6 @@ func (s Scheme) version() (v int, local, ok bool) {
 	return 0, false, false
 }
 
-// opConnect is the Op of a CONNECT's errors.
-const opConnect = "connect"
-
 // A Dialer connects to its targets through one SOCKS server, with the
 // CONNECT command. It implements [proxy.Dialer] and [proxy.ContextDialer].
 // The zero value of each field but Proxy is a default that works; a Dialer
@@ -84,11 +81,16 @@ type Dialer struct {
 }
 
 // String returns the dialer as a proxy URL, without the password:
-// "socks5h://alice@127.0.0.1:1080".
+// "socks5h://alice@127.0.0.1:1080". A chain lists every hop, first first,
+// each reached through the one before:
+// "socks5h://127.0.0.1:1080 -> socks4://10.0.0.1:1080".
 func (d *Dialer) String() string {
 	u := url.URL{Scheme: string(d.scheme()), Host: d.Proxy}
 	if d.Username != "" {
 		u.User = url.User(d.Username)
+	}
+	if prev, ok := d.Forward.(*Dialer); ok && prev != nil {
+		return prev.String() + " -> " + u.String()
 	}
 	return u.String()
 }
@@ -116,52 +118,114 @@ var direct net.Dialer
 // IPv4, tcp6: IPv6); for the others, the name goes to the proxy, which
 // picks the address, whatever the network says.
 //
+// With network "udp", "udp4" or "udp6" it makes a UDP association instead,
+// as [Dialer.ListenPacket] does, and returns a connected [net.Conn] that
+// sends each Write to address as one datagram and reads the datagrams
+// that come back from it (SOCKS5 only).
+//
 // ctx bounds the whole dial: the connection to the proxy and the
 // handshake. When it ends before the dial is done, the connection is
 // closed at once and the error wraps ctx's error. Every error is a
 // [*net.OpError] (see the package documentation), and no connection is
 // left open behind one.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	switch network {
+	case "udp", "udp4", "udp6":
+		return d.dialUDP(ctx, network, address)
+	}
+	c, _, err := d.request(ctx, cmdConnect, network, address)
+	return c, err
+}
+
+// A command is a request the dialer makes, and the Op of its errors.
+type command struct {
+	v5 socks5.Command
+	v4 socks4.Command // 0: SOCKS4 has no such command
+	op string
+}
+
+// The commands.
+var (
+	cmdConnect    = command{socks5.CmdConnect, socks4.CmdConnect, "connect"}
+	cmdBind       = command{socks5.CmdBind, socks4.CmdBind, "bind"}
+	cmdUDP        = command{socks5.CmdUDPAssociate, 0, "udp associate"}
+	cmdResolve    = command{socks5.CmdResolve, 0, "resolve"}
+	cmdResolvePTR = command{socks5.CmdResolvePTR, 0, "resolve ptr"}
+)
+
+// request makes the request cmd, CONNECT or BIND, for address on network,
+// a TCP network: it resolves a name as the scheme says, connects to the
+// proxy and runs the handshake. It returns the connection to the proxy and
+// the first reply's bound address, or a *net.OpError.
+func (d *Dialer) request(ctx context.Context, cmd command, network, address string) (net.Conn, socks5.Addr, error) {
 	target, err := socks5.ParseAddr(address)
 	if err != nil {
-		return nil, d.opError(network, nil, err)
+		return nil, socks5.Addr{}, d.opError(cmd.op, network, nil, err)
 	}
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
-		return nil, d.opError(network, target, net.UnknownNetworkError(network))
+		return nil, socks5.Addr{}, d.opError(cmd.op, network, target, net.UnknownNetworkError(network))
 	}
+	dst, err := d.destination(ctx, network, target)
+	if err != nil {
+		return nil, socks5.Addr{}, d.opError(cmd.op, network, target, err)
+	}
+	c, bound, err := d.exchange(ctx, cmd, dst)
+	if err != nil {
+		return nil, socks5.Addr{}, d.opError(cmd.op, network, target, err)
+	}
+	return c, bound, nil
+}
+
+// destination returns the address to send for target: target itself, or,
+// for the schemes that resolve names on the client, the address its name
+// resolves to. It checks that the protocol and network can carry it.
+func (d *Dialer) destination(ctx context.Context, network string, target socks5.Addr) (socks5.Addr, error) {
 	version, local, ok := d.Scheme.version()
 	if !ok {
-		return nil, d.opError(network, target, errors.New("dialer: unknown scheme "+string(d.Scheme)))
+		return socks5.Addr{}, errors.New("dialer: unknown scheme " + string(d.Scheme))
 	}
-	if err := d.checkCredentials(); err != nil {
-		return nil, d.opError(network, target, err)
-	}
-
 	dst := target
 	if dst.Name != "" && local {
 		ip, err := d.resolve(ctx, network, dst.Name, version == 4)
 		if err != nil {
-			return nil, d.opError(network, target, err)
+			return socks5.Addr{}, err
 		}
 		dst = socks5.Addr{IP: ip, Port: dst.Port}
 	} else if dst.Name == "" {
 		dst.IP = dst.IP.Unmap()
 		if err := check(network, dst.IP, version == 4); err != nil {
-			return nil, d.opError(network, target, err)
+			return socks5.Addr{}, err
 		}
 	}
+	return dst, nil
+}
 
+// exchange connects to the proxy and makes the request cmd for dst. It
+// returns the connection, with the handshake done, and the bound address
+// of the (first) reply; the error is not yet a *net.OpError.
+func (d *Dialer) exchange(ctx context.Context, cmd command, dst socks5.Addr) (net.Conn, socks5.Addr, error) {
+	version, _, ok := d.Scheme.version()
+	if !ok {
+		return nil, socks5.Addr{}, errors.New("dialer: unknown scheme " + string(d.Scheme))
+	}
+	if version == 4 && cmd.v4 == 0 {
+		return nil, socks5.Addr{}, &commandError{scheme: d.scheme(), cmd: cmd.v5}
+	}
+	if err := d.checkCredentials(); err != nil {
+		return nil, socks5.Addr{}, err
+	}
 	c, err := d.forward().DialContext(ctx, "tcp", d.Proxy)
 	if err != nil {
-		return nil, d.opError(network, target, &unreachableError{err})
+		return nil, socks5.Addr{}, &unreachableError{err}
 	}
-	if err := d.handshake(ctx, c, version, dst); err != nil {
+	bound, err := d.handshake(ctx, c, version, cmd, dst)
+	if err != nil {
 		c.Close()
-		return nil, d.opError(network, target, err)
+		return nil, socks5.Addr{}, err
 	}
-	return c, nil
+	return c, bound, nil
 }
 
 // forward returns the dialer that reaches the proxy.
@@ -175,18 +239,29 @@ func (d *Dialer) forward() proxy.ContextDialer {
 	return &direct
 }
 
-// handshake runs the CONNECT handshake for dst on c, within ctx. The
-// handshakes of socks4 and socks5 tie c's deadline to ctx: when ctx ends,
-// the read or write under way returns at once, and the caller closes c.
-func (d *Dialer) handshake(ctx context.Context, c net.Conn, version int, dst socks5.Addr) error {
+// handshake runs the handshake of cmd for dst on c, within ctx, and
+// returns the bound address of the reply. The handshakes of socks4 and
+// socks5 tie c's deadline to ctx: when ctx ends, the read or write under
+// way returns at once, and the caller closes c.
+func (d *Dialer) handshake(ctx context.Context, c net.Conn, version int, cmd command, dst socks5.Addr) (socks5.Addr, error) {
+	var bound socks5.Addr
 	var err error
 	if version == 4 {
-		err = d.handshake4(ctx, c, dst)
+		req := socks4.Request{Command: cmd.v4, Port: dst.Port, IP: dst.IP, Host: dst.Name, User: d.Username}
+		var ap netip.AddrPort
+		ap, err = socks4.ClientHandshake(ctx, c, req)
+		bound = socks5.AddrFromAddrPort(ap)
 	} else {
-		err = d.handshake5(ctx, c, dst)
+		req := socks5.Request{Command: cmd.v5, Addr: dst}
+		if d.Username != "" {
+			bound, _, err = socks5.ClientHandshake(ctx, c, req,
+				socks5.UserPassClient{Username: d.Username, Password: d.Password}, socks5.NoAuth{})
+		} else {
+			bound, _, err = socks5.ClientHandshake(ctx, c, req)
+		}
 	}
 	if err == nil {
-		return nil
+		return bound, nil
 	}
 	cerr := ctx.Err()
 	if cerr == nil && errors.Is(err, context.DeadlineExceeded) {
@@ -195,35 +270,37 @@ func (d *Dialer) handshake(ctx context.Context, c net.Conn, version int, dst soc
 	if cerr != nil {
 		err = &ctxError{ctx: cerr, err: err}
 	}
-	return err
+	return socks5.Addr{}, err
 }
 
-func (d *Dialer) handshake4(ctx context.Context, c net.Conn, dst socks5.Addr) error {
-	req := socks4.Request{Command: socks4.CmdConnect, Port: dst.Port, IP: dst.IP, Host: dst.Name, User: d.Username}
-	_, err := socks4.ClientHandshake(ctx, c, req)
-	return err
-}
-
-func (d *Dialer) handshake5(ctx context.Context, c net.Conn, dst socks5.Addr) error {
-	req := socks5.Request{Command: socks5.CmdConnect, Addr: dst}
-	var err error
-	if d.Username != "" {
-		_, _, err = socks5.ClientHandshake(ctx, c, req,
-			socks5.UserPassClient{Username: d.Username, Password: d.Password}, socks5.NoAuth{})
-	} else {
-		_, _, err = socks5.ClientHandshake(ctx, c, req)
+// proxyIP returns the IP address of the proxy, for a reply whose bound
+// address is unspecified (0.0.0.0, ::), which stands for the proxy's own:
+// the address of c when c reaches the proxy directly, else the address of
+// d.Proxy, resolved when it is a name.
+func (d *Dialer) proxyIP(ctx context.Context, c net.Conn) (netip.Addr, error) {
+	if d.Forward == nil {
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			return ta.AddrPort().Addr().Unmap(), nil
+		}
 	}
-	return err
+	host, _, err := net.SplitHostPort(d.Proxy)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().WithZone(""), nil
+	}
+	return d.resolve(ctx, "ip", host, false)
 }
 
-// opError returns err as the *net.OpError of a CONNECT to target (nil
-// when address did not parse).
-func (d *Dialer) opError(network string, target net.Addr, err error) error {
+// opError returns err as the *net.OpError of the request op for target
+// (nil when the address did not parse).
+func (d *Dialer) opError(op, network string, target net.Addr, err error) error {
 	var source net.Addr
 	if a, perr := socks5.ParseAddr(d.Proxy); perr == nil {
 		source = a
 	}
-	return &net.OpError{Op: opConnect, Net: network, Source: source, Addr: target, Err: err}
+	return &net.OpError{Op: op, Net: network, Source: source, Addr: target, Err: err}
 }
 
 // check reports whether ip fits network, and the protocol.
@@ -240,9 +317,9 @@ func check(network string, ip netip.Addr, v4only bool) error {
 // fits reports whether ip, unmapped, is of the family network allows.
 func fits(network string, ip netip.Addr) bool {
 	switch network {
-	case "tcp4":
+	case "tcp4", "udp4", "ip4":
 		return ip.Is4()
-	case "tcp6":
+	case "tcp6", "udp6", "ip6":
 		return ip.Is6()
 	}
 	return true

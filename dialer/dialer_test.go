@@ -240,7 +240,7 @@ func TestErrors(t *testing.T) {
 				_, isReply := errors.AsType[*socks5.ReplyError](err)
 				assert.False(t, isReply)
 			}},
-		{"unknown network", dialer.Dialer{Proxy: open.addr}, "udp", echo.String(),
+		{"unknown network", dialer.Dialer{Proxy: open.addr}, "sctp", echo.String(),
 			func(t *testing.T, err error) {
 				_, ok := errors.AsType[net.UnknownNetworkError](err)
 				assert.True(t, ok, "%v", err)

@@ -32,8 +32,18 @@
 // cannot be reached, like Squid's parent cache peers. [FromEnvironment]
 // builds a dialer from ALL_PROXY and NO_PROXY.
 //
-// A failed dial is a [*net.OpError]: Op is the command ("connect"), Net the
-// network, Source the proxy's address and Addr the target. When the proxy
+// Beyond CONNECT, a Dialer makes the other requests of SOCKS: BIND, as a
+// [net.Listener] ([Dialer.Listen]) that accepts the one connection the
+// proxy awaits; UDP ASSOCIATE, as a [net.PacketConn] ([Dialer.ListenPacket],
+// or DialContext with network "udp"); and Tor's RESOLVE and RESOLVE_PTR
+// ([Dialer.Resolve], [Dialer.ResolvePTR]). SOCKS4 has only CONNECT and
+// BIND. A Router passes each to the peers of the destination's route.
+// [ReadSOCKSConf] builds a Router from Dante's client configuration, the
+// file that socksify reads.
+//
+// A failed dial is a [*net.OpError]: Op is the command ("connect", "bind",
+// "udp associate", "resolve", "resolve ptr"), Net the network, Source the
+// proxy's address and Addr the target. When the proxy
 // answered with a failure, it wraps the reply: a [*socks5.ReplyError] or a
 // [*socks4.ReplyError], found with [errors.As], tells a target that refused
 // the connection ([socks5.ConnectionRefused]) from a proxy that does not

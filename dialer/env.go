@@ -12,8 +12,9 @@ import (
 // proxy URL in ALL_PROXY (or all_proxy, when ALL_PROXY is unset or empty),
 // with one of the four schemes of the package documentation's table, and
 // the destinations in NO_PROXY (or no_proxy), in [ParseHosts]'s syntax,
-// which are dialed directly. With no ALL_PROXY it is a [net.Dialer]; with
-// a NO_PROXY, a [*Router]; otherwise a [*Dialer].
+// which are dialed directly; a NO_PROXY that does not parse is an error.
+// With no ALL_PROXY it is a [net.Dialer]; with a NO_PROXY, a [*Router];
+// otherwise a [*Dialer].
 //
 // The upper-case names are read first, as golang.org/x/net/proxy reads
 // them. Unlike proxy.FromEnvironment, which then connects directly, an
@@ -32,8 +33,12 @@ func FromEnvironment() (proxy.ContextDialer, error) {
 	if no == "" {
 		return d, nil
 	}
+	hosts, err := ParseHosts(no)
+	if err != nil {
+		return nil, fmt.Errorf("%w (from NO_PROXY)", err)
+	}
 	return &Router{
-		Routes: []Route{{Dests: ParseHosts(no)}},
+		Routes: []Route{{Dests: hosts}},
 		Peers:  []proxy.ContextDialer{d},
 	}, nil
 }

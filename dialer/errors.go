@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+
+	"github.com/sockstap/sockstap/socks5"
 )
 
 // ErrIPv4Only is matched by the error of a dial through SOCKS4 or SOCKS4a
@@ -68,3 +70,28 @@ func isTimeout(err error) bool {
 	}
 	return errors.Is(err, context.DeadlineExceeded)
 }
+
+// ErrUnsupportedCommand is matched by the error of a request that the
+// dialer's protocol has no command for: UDP ASSOCIATE, RESOLVE and
+// RESOLVE_PTR through SOCKS4 and SOCKS4a, which know CONNECT and BIND only.
+var ErrUnsupportedCommand = errors.New("dialer: the protocol has no such command")
+
+// commandError is a command the scheme's protocol does not have.
+type commandError struct {
+	scheme Scheme
+	cmd    socks5.Command
+}
+
+func (e *commandError) Error() string {
+	return "dialer: " + string(e.scheme) + " has no " + e.cmd.String() + " command (use socks5 or socks5h)"
+}
+
+func (e *commandError) Is(target error) bool { return target == ErrUnsupportedCommand }
+
+// timeoutError is an error that timed out deep in its chain, said at the
+// top, so that the *net.OpError around it reports a timeout.
+type timeoutError struct{ err error }
+
+func (e *timeoutError) Error() string { return e.err.Error() }
+func (e *timeoutError) Unwrap() error { return e.err }
+func (e *timeoutError) Timeout() bool { return true }

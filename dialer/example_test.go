@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strings"
+	"time"
 
 	"golang.org/x/net/proxy"
 
@@ -143,7 +145,7 @@ func ExampleRouter() {
 	r := &dialer.Router{
 		Routes: []dialer.Route{
 			// No peers: direct.
-			{Dests: dialer.ParseHosts(".corp.example, " + intranet.Listener.Addr().String())},
+			{Dests: dialer.MustParseHosts(".corp.example, " + intranet.Listener.Addr().String())},
 		},
 		Peers: []proxy.ContextDialer{
 			&dialer.Dialer{Proxy: down},
@@ -233,7 +235,10 @@ func ExampleFromEnvironment() {
 
 // NO_PROXY's syntax, as curl reads it.
 func ExampleParseHosts() {
-	h := dialer.ParseHosts("example.com, .example.org, 10.0.0.0/8, [::1]:8080")
+	h, err := dialer.ParseHosts("example.com, .example.org, 10.0.0.0/8, [::1]:8080")
+	if err != nil {
+		panic(err)
+	}
 	for _, addr := range []string{
 		"example.com:443", "www.example.com:80", "example.org:80", "notexample.com:80",
 		"10.1.2.3:22", "[::1]:8080", "[::1]:80",
@@ -248,4 +253,108 @@ func ExampleParseHosts() {
 	// 10.1.2.3:22 true
 	// [::1]:8080 true
 	// [::1]:80 false
+}
+
+// A list that does not parse is an error naming each bad entry.
+func ExampleParseHosts_error() {
+	_, err := dialer.ParseHosts("10.0.0.0/33, example.com:99999, 300.1.1.1, ok.example")
+	fmt.Println(err)
+	// Output:
+	// dialer: host list: invalid network "10.0.0.0/33": a prefix longer than the address; "example.com:99999": a port is a number from 1 to 65535, or a range of them: 8000-8099; invalid address "300.1.1.1"
+}
+
+// Send a datagram through a SOCKS5 proxy's UDP relay and read the answer.
+// (Not run: it needs a proxy that serves UDP ASSOCIATE at 127.0.0.1:1080
+// and a DNS server at 192.0.2.53.)
+func ExampleDialer_ListenPacket() {
+	d := &dialer.Dialer{Proxy: "127.0.0.1:1080", Scheme: dialer.SOCKS5H}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pc, err := d.ListenPacket(ctx, "udp", "")
+	if err != nil {
+		panic(err)
+	}
+	defer pc.Close() // ends the association
+	pc.SetDeadline(time.Now().Add(5 * time.Second))
+
+	query := []byte("...") // a DNS query, say
+	if _, err := pc.WriteTo(query, &net.UDPAddr{IP: net.IPv4(192, 0, 2, 53), Port: 53}); err != nil {
+		panic(err)
+	}
+	// A name instead: the proxy resolves it (socks5h).
+	if _, err := pc.WriteTo(query, socks5.Addr{Name: "ns.example", Port: 53}); err != nil {
+		panic(err)
+	}
+	buf := make([]byte, 1500)
+	n, from, err := pc.ReadFrom(buf)
+	if errors.Is(err, dialer.ErrAssociationClosed) {
+		fmt.Println("the proxy ended the association")
+		return
+	}
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%d bytes from %v\n", n, from)
+}
+
+// Have the proxy accept a connection for the program (BIND), as an FTP
+// client in active mode does: tell the server the proxy's address, then
+// accept the server's connection. (Not run: it needs a proxy that serves
+// BIND at 127.0.0.1:1080.)
+func ExampleDialer_Listen() {
+	d := &dialer.Dialer{Proxy: "127.0.0.1:1080", Scheme: dialer.SOCKS5}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The FTP server that will connect.
+	ln, err := d.Listen(ctx, "tcp", "192.0.2.21:20")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	fmt.Println("PORT", ln.Addr()) // what to tell the FTP server
+	ln.(*dialer.BindListener).SetDeadline(time.Now().Add(time.Minute))
+	c, err := ln.Accept()
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	fmt.Println("connected:", c.RemoteAddr())
+}
+
+// Ask Tor (or another proxy with the RESOLVE extension) for an address.
+// (Not run: it needs Tor's SOCKS port at 127.0.0.1:9050.)
+func ExampleDialer_Resolve() {
+	tor := &dialer.Dialer{Proxy: "127.0.0.1:9050", Scheme: dialer.SOCKS5H}
+	ip, err := tor.Resolve(context.Background(), "example.com")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(ip)
+}
+
+// Routes from the file that Dante's socksify reads: each destination goes
+// the way socksify would send it.
+func ExampleParseSOCKSConf() {
+	conf := `
+resolveprotocol: fake
+route { from: 0.0.0.0/0 to: 10.0.0.0/8 via: direct }
+route {
+	from: 0.0.0.0/0 to: .corp.example port 1 - 1024 via: 127.0.0.1 port = 1080
+	proxyprotocol: socks_v5
+	method: none
+}
+`
+	r, err := dialer.ParseSOCKSConf("socks.conf", strings.NewReader(conf))
+	if err != nil {
+		panic(err)
+	}
+	for _, route := range r.Routes {
+		fmt.Println(route.Dests, route.Peers)
+	}
+	_, err = dialer.ParseSOCKSConf("socks.conf", strings.NewReader("route {\n to: 10.0.0.0/33 via: direct\n}"))
+	fmt.Println(err)
+	// Output:
+	// 10.0.0.0/8 []
+	// corp.example:1-1024 [socks5h://127.0.0.1:1080]
+	// socks.conf:2: to: invalid network "10.0.0.0/33": a prefix longer than the address
 }

@@ -1,6 +1,7 @@
 package dialer_test
 
 import (
+	"errors"
 	"net"
 	"net/url"
 	"strconv"
@@ -90,22 +91,31 @@ func FuzzParseHosts(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, list, addr string) {
-		h := dialer.ParseHosts(list)
+		h, err := dialer.ParseHosts(list)
+		if err != nil {
+			if name := strings.Trim(list, "."); isDomain(name) && len(name) <= 253 && !longLabel(name) {
+				t.Fatalf("ParseHosts(%q): %v", list, err)
+			}
+			return
+		}
 		in := h.Contains(addr)
-		if !dialer.ParseHosts(list + ",*").Contains(addr) {
+		if !dialer.MustParseHosts(list + ",*").Contains(addr) {
 			t.Fatalf("%q with * does not contain %q", list, addr)
 		}
-		if in && !dialer.ParseHosts(list+", other.example").Contains(addr) {
+		if in && !dialer.MustParseHosts(list+", other.example").Contains(addr) {
 			t.Fatalf("%q contains %q, but not with one more entry", list, addr)
 		}
 		if isASCII(list) && isASCII(addr) {
-			if dialer.ParseHosts(strings.ToUpper(list)).Contains(strings.ToLower(addr)) != in {
+			if dialer.MustParseHosts(strings.ToUpper(list)).Contains(strings.ToLower(addr)) != in {
 				t.Fatalf("case matters: %q and %q", list, addr)
 			}
 		}
+		again, err := dialer.ParseHosts(h.String())
+		if err != nil || again.String() != h.String() || again.Contains(addr) != in {
+			t.Fatalf("ParseHosts(%q).String() = %q, which reads back as %q, %v", list, h.String(), again.String(), err)
+		}
 		if name := strings.Trim(list, "."); isDomain(name) {
-			d := dialer.ParseHosts(list)
-			if !d.Contains(name+":80") || !d.Contains("sub."+name+":80") || !d.Contains(name) {
+			if !h.Contains(name+":80") || !h.Contains("sub."+name+":80") || !h.Contains(name) {
 				t.Fatalf("%q does not contain itself or its subdomains", list)
 			}
 		}
@@ -119,6 +129,16 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// longLabel reports whether a label of name is longer than DNS allows.
+func longLabel(name string) bool {
+	for _, label := range strings.Split(name, ".") {
+		if len(label) > 63 {
+			return true
+		}
+	}
+	return false
 }
 
 // isDomain reports whether s is a plain domain name: labels of letters,
@@ -145,4 +165,43 @@ func isDomain(s string) bool {
 		}
 	}
 	return letter
+}
+
+// FuzzParseSOCKSConf checks that ParseSOCKSConf never fails but with a
+// *SOCKSConfError naming a line of its input, and that the routes it reads
+// have destinations that ParseHosts reads back.
+func FuzzParseSOCKSConf(f *testing.F) {
+	for _, s := range []string{
+		"route { from: 0.0.0.0/0 to: 10.0.0.0/255.0.0.0 via: 127.0.0.1 port = 1080 proxyprotocol: socks_v5 }",
+		"resolveprotocol: fake\nroute {\n from: 0.0.0.0/0 to: .example port 1 - 1024 via: direct\n}\n",
+		"route { to: fd00::/8 port != 22 via: ::1 port = 1083 method: none username }",
+		"route { to: host.example port >= 1024 via: direct protocol: tcp udp }",
+		"route { to: 10.0.0.0/33 via: direct }",
+		"timeout.connect: 3 # comment\nroute.badexpire: 0",
+		": {",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, conf string) {
+		r, err := dialer.ParseSOCKSConf("f.conf", strings.NewReader(conf))
+		if err != nil {
+			var ce *dialer.SOCKSConfError
+			if !errors.As(err, &ce) {
+				if strings.Contains(err.Error(), "token too long") {
+					return // bufio.Scanner's limit on a line
+				}
+				t.Fatalf("ParseSOCKSConf(%q): %T %v", conf, err, err)
+			}
+			if ce.File != "f.conf" || ce.Line < 1 || ce.Line > strings.Count(conf, "\n")+1 {
+				t.Fatalf("ParseSOCKSConf(%q): error at %s:%d", conf, ce.File, ce.Line)
+			}
+			return
+		}
+		for _, rt := range r.Routes {
+			again, err := dialer.ParseHosts(rt.Dests.String())
+			if err != nil || again.String() != rt.Dests.String() {
+				t.Fatalf("ParseSOCKSConf(%q): destinations %q read back as %q, %v", conf, rt.Dests.String(), again.String(), err)
+			}
+		}
+	})
 }

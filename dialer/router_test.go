@@ -43,8 +43,8 @@ func TestRouter(t *testing.T) {
 	direct := &countingDialer{}
 	r := &dialer.Router{
 		Routes: []dialer.Route{
-			{Dests: dialer.ParseHosts("127.0.0.1:" + strconv.Itoa(echo.Port) + ",.direct.example")},
-			{Dests: dialer.ParseHosts("b.example,192.0.2.0/24"), Peers: []proxy.ContextDialer{b}},
+			{Dests: dialer.MustParseHosts("127.0.0.1:" + strconv.Itoa(echo.Port) + ",.direct.example")},
+			{Dests: dialer.MustParseHosts("b.example,192.0.2.0/24"), Peers: []proxy.ContextDialer{b}},
 		},
 		Peers:  []proxy.ContextDialer{a},
 		Direct: direct,
@@ -89,7 +89,7 @@ func TestRouterFailover(t *testing.T) {
 
 	t.Run("first peer down: the second is used", func(t *testing.T) {
 		second := startProxy(t, listener.Config{})
-		r := &dialer.Router{Peers: []proxy.ContextDialer{down, &dialer.Dialer{Proxy: second.addr}}}
+		r := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{down, &dialer.Dialer{Proxy: second.addr}}}
 		c, err := r.Dial("tcp", echo.String())
 		require.NoError(t, err)
 		defer c.Close()
@@ -104,7 +104,7 @@ func TestRouterFailover(t *testing.T) {
 		}})
 		second := startProxy(t, listener.Config{})
 		secondDialer := &dialer.Dialer{Proxy: second.addr}
-		r := &dialer.Router{Peers: []proxy.ContextDialer{&dialer.Dialer{Proxy: refusing.addr}, secondDialer}}
+		r := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{&dialer.Dialer{Proxy: refusing.addr}, secondDialer}}
 		c, err := r.Dial("tcp", echo.String())
 		require.Error(t, err)
 		assert.Nil(t, c)
@@ -124,7 +124,7 @@ func TestRouterFailover(t *testing.T) {
 	t.Run("a peer that fails mid-handshake decides too", func(t *testing.T) {
 		garbage := startFakeProxy(t, []byte("garbage!"))
 		counter := &countingDialer{}
-		r := &dialer.Router{Peers: []proxy.ContextDialer{
+		r := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{
 			&dialer.Dialer{Proxy: garbage.addr},
 			&dialer.Dialer{Proxy: "127.0.0.1:1", Forward: counter},
 		}}
@@ -135,7 +135,7 @@ func TestRouterFailover(t *testing.T) {
 
 	t.Run("a chain whose first hop is down is unreachable", func(t *testing.T) {
 		second := startProxy(t, listener.Config{})
-		r := &dialer.Router{Peers: []proxy.ContextDialer{
+		r := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{
 			dialer.Chain(down, &dialer.Dialer{Proxy: second.addr}),
 			&dialer.Dialer{Proxy: second.addr},
 		}}
@@ -147,7 +147,7 @@ func TestRouterFailover(t *testing.T) {
 
 	t.Run("all peers down", func(t *testing.T) {
 		down2 := &dialer.Dialer{Proxy: closedAddr(t), Scheme: dialer.SOCKS4}
-		r := &dialer.Router{Peers: []proxy.ContextDialer{down, down2}}
+		r := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{down, down2}}
 		_, err := r.Dial("tcp", echo.String())
 		require.Error(t, err)
 		oe, ok := errors.AsType[*net.OpError](err)
@@ -162,7 +162,7 @@ func TestRouterFailover(t *testing.T) {
 		// A router whose peers are all down is itself unreachable, for
 		// a router that has it as a peer.
 		second := startProxy(t, listener.Config{})
-		outer := &dialer.Router{Peers: []proxy.ContextDialer{r, &dialer.Dialer{Proxy: second.addr}}}
+		outer := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{r, &dialer.Dialer{Proxy: second.addr}}}
 		c, err := outer.Dial("tcp", echo.String())
 		require.NoError(t, err)
 		c.Close()
@@ -171,7 +171,7 @@ func TestRouterFailover(t *testing.T) {
 	t.Run("an ended context stops the failover", func(t *testing.T) {
 		counter := &countingDialer{}
 		bd := &blockingDialer{called: make(chan struct{}, 1)}
-		r := &dialer.Router{Peers: []proxy.ContextDialer{
+		r := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{
 			&dialer.Dialer{Proxy: "127.0.0.1:1", Forward: bd},
 			&dialer.Dialer{Proxy: "127.0.0.1:1", Forward: counter},
 		}}

@@ -30,6 +30,9 @@ func init() {
 // when none is given), and credentials, percent-encoded, from the URL's
 // user information. The Dialer reaches the proxy directly.
 func Parse(rawURL string) (*Dialer, error) {
+	if scheme, _, _ := strings.Cut(rawURL, ":"); !strings.Contains(rawURL, "://") && !knownScheme(scheme) {
+		return nil, noScheme(rawURL)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// Not url.Error's message: it quotes the URL, password and all.
@@ -39,6 +42,26 @@ func Parse(rawURL string) (*Dialer, error) {
 		return nil, fmt.Errorf("dialer: proxy URL: %w", err)
 	}
 	return FromURL(u, nil)
+}
+
+// knownScheme reports whether s names one of the schemes, in any case.
+func knownScheme(s string) bool {
+	_, _, ok := Scheme(strings.ToLower(s)).version()
+	return ok && s != ""
+}
+
+// noScheme is the error of a proxy "URL" without a scheme, such as
+// "127.0.0.1:1080", which suggests socks5h (and shows no password).
+func noScheme(raw string) error {
+	host := raw
+	if i := strings.LastIndexByte(host, '@'); i >= 0 {
+		host = host[i+1:]
+	}
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		host = net.JoinHostPort(host, DefaultPort)
+	}
+	return fmt.Errorf("dialer: proxy URL %q has no scheme: write socks5h://%s (names resolved by the proxy), "+
+		"or socks5://, socks4://, socks4a://", host, host)
 }
 
 // FromURL returns the Dialer that u describes, as [Parse] reads it, which

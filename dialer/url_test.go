@@ -44,9 +44,9 @@ func TestParseErrors(t *testing.T) {
 		want string
 	}{
 		{"http://proxy.example:3128", `unsupported scheme "http"`},
-		{"localhost:1080", `unsupported scheme "localhost"`},
-		{"127.0.0.1:1080", "proxy URL"},
-		{"proxy.example", `unsupported scheme ""`},
+		{"localhost:1080", `no scheme: write socks5h://localhost:1080`},
+		{"127.0.0.1:1080", "no scheme"},
+		{"proxy.example", "no scheme"},
 		{"socks5://", "no proxy host"},
 		{"socks5://:1080", "no proxy host"},
 		{"socks5:proxy.example", "no proxy host"},
@@ -142,4 +142,30 @@ func TestFromURL(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, proxy.Direct, d.Forward)
 	})
+}
+
+func TestParseNoScheme(t *testing.T) {
+	for _, c := range []struct{ in, suggest string }{
+		{"127.0.0.1:1080", "socks5h://127.0.0.1:1080"},
+		{"proxy.example", "socks5h://proxy.example:1080"},
+		{"alice:secret@proxy.example:9050", "socks5h://proxy.example:9050"},
+		{"[::1]:1080", "socks5h://[::1]:1080"},
+	} {
+		d, err := dialer.Parse(c.in)
+		require.Error(t, err, c.in)
+		assert.Nil(t, d)
+		assert.Contains(t, err.Error(), "no scheme")
+		assert.Contains(t, err.Error(), c.suggest)
+		assert.NotContains(t, err.Error(), "secret")
+	}
+}
+
+func TestChainString(t *testing.T) {
+	d := dialer.Chain(
+		&dialer.Dialer{Proxy: "127.0.0.1:1080"},
+		&dialer.Dialer{Proxy: "10.0.0.1:1080", Scheme: dialer.SOCKS4, Username: "bob"},
+		&dialer.Dialer{Proxy: "[::1]:9050", Scheme: dialer.SOCKS5, Username: "alice", Password: "secret"},
+	)
+	assert.Equal(t, "socks5h://127.0.0.1:1080 -> socks4://bob@10.0.0.1:1080 -> socks5://alice@[::1]:9050", d.String())
+	assert.Equal(t, "socks5h://127.0.0.1:1080", (&dialer.Dialer{Proxy: "127.0.0.1:1080"}).String())
 }

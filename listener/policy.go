@@ -4,8 +4,8 @@ import (
 	"context"
 	"net/netip"
 	"slices"
-	"strings"
 
+	"github.com/sockstap/sockstap/internal/match"
 	"github.com/sockstap/sockstap/socks5"
 )
 
@@ -215,31 +215,9 @@ func (rule *Rule) match(r *Request) bool {
 }
 
 func containsIP(nets []netip.Prefix, ip netip.Addr) bool {
-	if !ip.IsValid() {
-		return false
-	}
-	ip = ip.Unmap().WithZone("")
-	for _, n := range nets {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return match.IP(nets, ip)
 }
 
 func matchDomain(domains []string, name string) bool {
-	if name == "" {
-		return false
-	}
-	name = strings.TrimSuffix(name, ".")
-	for _, d := range domains {
-		d = strings.TrimSuffix(d, ".")
-		if strings.EqualFold(name, d) {
-			return true
-		}
-		if len(name) > len(d) && name[len(name)-len(d)-1] == '.' && strings.EqualFold(name[len(name)-len(d):], d) {
-			return true
-		}
-	}
-	return false
+	return match.Domains(domains, name)
 }

@@ -73,6 +73,11 @@ func danteConfig(port uint16, method string, root bool) string {
 	fmt.Fprintf(&b, "timeout.negotiate: 10\n")
 	fmt.Fprintf(&b, "timeout.connect: 10\n")
 	fmt.Fprintf(&b, "client pass {\n\tfrom: 127.0.0.0/8 to: 0.0.0.0/0\n\tlog: error connect disconnect\n}\n")
-	fmt.Fprintf(&b, "socks pass {\n\tfrom: 127.0.0.0/8 to: 0.0.0.0/0\n\tlog: error connect disconnect\n}\n")
+	// One rule serves the requests (from the client to the target) and
+	// the replies to BIND and UDP ASSOCIATE (from the peer or the
+	// target to the client), all on loopback.
+	fmt.Fprintf(&b, "socks pass {\n\tfrom: 127.0.0.0/8 to: 0.0.0.0/0\n"+
+		"\tcommand: connect bind bindreply udpassociate udpreply\n\tprotocol: tcp udp\n"+
+		"\tlog: error connect disconnect\n}\n")
 	return b.String()
 }

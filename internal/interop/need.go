@@ -23,6 +23,14 @@ func Need(t testing.TB, program, debianPackage string) string {
 	return path
 }
 
+// Missing skips the test with why, or fails it under CI=true, as [Need]
+// does for a program: for a test that needs something else installed,
+// such as an npm package.
+func Missing(t testing.TB, why string) {
+	t.Helper()
+	missing(t, why)
+}
+
 // missing skips the test with why, or fails it under CI=true, where
 // everything the tests need is installed and set up.
 func missing(t testing.TB, why string) {
@@ -56,6 +64,8 @@ func debianPackage(program string) string {
 		return program
 	case "danted":
 		return "dante-server"
+	case "socksify":
+		return "dante-client"
 	case "sshd":
 		return "openssh-server"
 	case "ssh", "ssh-keygen":

@@ -30,6 +30,7 @@ func TestNeedFindsPrograms(t *testing.T) {
 		{"socat", "socat"},
 		{"proxychains4", "proxychains4"},
 		{"danted", "dante-server"},
+		{"socksify", "dante-client"},
 		{"microsocks", "microsocks"},
 		{"privoxy", "privoxy"},
 		{"haproxy", "haproxy"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -42,6 +43,13 @@ func RunInput(t testing.TB, ctx context.Context, stdin []byte, name string, args
 // [Need] does.
 func Try(t testing.TB, ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
 	t.Helper()
+	return tryEnv(t, ctx, stdin, nil, name, args...)
+}
+
+// tryEnv is Try with env, "KEY=value" strings, added to the program's
+// environment.
+func tryEnv(t testing.TB, ctx context.Context, stdin []byte, env []string, name string, args ...string) ([]byte, error) {
+	t.Helper()
 	path := program(t, name)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -51,6 +59,9 @@ func Try(t testing.TB, ctx context.Context, stdin []byte, name string, args ...s
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Stdin = bytes.NewReader(stdin)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Dir = t.TempDir()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -1,0 +1,252 @@
+package httpgate
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/sockstap/sockstap/listener"
+)
+
+// outgoing builds the request the gateway sends upstream for the client's
+// r: hop-by-hop fields gone, Via added, the destination in the URL, the
+// Host field as the client sent it. keepUpgrade keeps what an upgrade
+// needs of the fields that name the connection.
+func (ex *exchange) outgoing(ctx context.Context, keepUpgrade bool) *http.Request {
+	r := ex.r
+	out := r.Clone(ctx)
+	out.RequestURI = ""
+	out.Trailer = r.Trailer // the server fills it in once the body is read: not a copy
+	out.Close = false
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	u := &url.URL{Scheme: "http", Host: ex.target, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	if ex.arrival == ArrivalProxy {
+		u.Scheme = strings.ToLower(r.URL.Scheme)
+		u.Host = strings.ToLower(r.URL.Host)
+	}
+	if u.Path == "" && u.RawQuery == "" && r.URL.Opaque != "" {
+		u.Opaque = r.URL.Opaque
+	}
+	out.URL = u
+	h := out.Header
+	teTrailers, upgrade := removeHopHeaders(h)
+	if teTrailers {
+		h.Set("Te", "trailers")
+	}
+	if keepUpgrade && upgrade != "" {
+		h.Set("Connection", "Upgrade")
+		h.Set("Upgrade", upgrade)
+	}
+	addVia(h, r.ProtoMajor, r.ProtoMinor, ex.st.via)
+	if ex.g.Forwarded {
+		addForwarded(h, r, out.URL.Scheme)
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // no User-Agent of Go's own
+	}
+	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		out.Body = nil
+	} else if r.Body != nil && r.Body != http.NoBody {
+		ex.body = &countingBody{ReadCloser: r.Body}
+		out.Body = ex.body
+	}
+	return out
+}
+
+// addForwarded adds the client's address to Forwarded and X-Forwarded-For.
+func addForwarded(h http.Header, r *http.Request, scheme string) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return
+	}
+	forHost := host
+	if strings.Contains(host, ":") {
+		forHost = `"[` + host + `]"`
+	}
+	h.Add("Forwarded", "for="+forHost+";proto="+scheme)
+	if prior := h.Get("X-Forwarded-For"); prior != "" {
+		host = prior + ", " + host
+	}
+	h.Set("X-Forwarded-For", host)
+}
+
+// forward sends an ordinary request upstream and passes the response on,
+// through the cache when there is one.
+func (ex *exchange) forward() {
+	ctx := ex.r.Context()
+	if _, ok := listener.FromContext(ctx); !ok {
+		ctx = listener.NewContext(ctx, ex.req)
+	}
+	if c := ex.g.Cache; c != nil {
+		c.serve(ex, ctx)
+		return
+	}
+	out := ex.outgoing(ctx, false)
+	resp, err := ex.roundTrip(out)
+	if err != nil {
+		ex.upstreamError(err)
+		return
+	}
+	ex.respond(resp, nil)
+}
+
+// roundTrip sends out, passing the 1xx responses it gets on to the client.
+func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
+	trace := &httptrace.ClientTrace{Got1xxResponse: ex.informational}
+	out = out.WithContext(httptrace.WithClientTrace(out.Context(), trace))
+	var resp *http.Response
+	var err error
+	if t := ex.g.Transport; t != nil {
+		resp, err = t.RoundTrip(out)
+	} else {
+		resp, err = ex.st.upstream.transport(ex.req).RoundTrip(out)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if f := ex.g.ModifyResponse; f != nil {
+		if err := f(resp); err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// informational passes an interim (1xx) response on, without its
+// hop-by-hop fields, to a client that can take one: HTTP/1.1 or later.
+func (ex *exchange) informational(code int, header textproto.MIMEHeader) error {
+	if !ex.r.ProtoAtLeast(1, 1) || code == http.StatusSwitchingProtocols {
+		return nil
+	}
+	hh := http.Header(header).Clone()
+	removeHopHeaders(hh)
+	addVia(hh, 1, 1, ex.st.via)
+	h := ex.w.Header()
+	saved := h.Clone()
+	clear(h)
+	for k, v := range hh {
+		h[k] = v
+	}
+	ex.w.WriteHeader(code)
+	clear(h)
+	for k, v := range saved {
+		h[k] = v
+	}
+	return nil
+}
+
+// respond passes resp on to the client: hop-by-hop fields removed, Via
+// added, the body streamed, trailers after it. A close-delimited response
+// stays close-delimited, and ends the client's connection. When tee is
+// not nil, the body is written to it too, and tee is told whether the
+// whole body was passed on.
+func (ex *exchange) respond(resp *http.Response, tee bodySink) {
+	defer resp.Body.Close()
+	removeHopHeaders(resp.Header)
+	addVia(resp.Header, resp.ProtoMajor, resp.ProtoMinor, ex.st.via)
+	ex.writeResponse(resp.StatusCode, resp.Header, resp.Body, resp.ContentLength,
+		closeDelimited(resp), resp.Trailer, tee)
+}
+
+// closeDelimited reports whether resp's body ends where its connection
+// does: neither a length nor chunked framing.
+func closeDelimited(resp *http.Response) bool {
+	return resp.ContentLength < 0 && len(resp.TransferEncoding) == 0 &&
+		bodyAllowed(resp.StatusCode) && resp.Request != nil && resp.Request.Method != http.MethodHead
+}
+
+func bodyAllowed(code int) bool {
+	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
+}
+
+// A bodySink receives a copy of a response body as it is passed on.
+type bodySink interface {
+	io.Writer
+	// done is told whether the whole body was passed on, and the
+	// trailers.
+	done(complete bool)
+}
+
+// writeResponse writes a response to the client.
+func (ex *exchange) writeResponse(code int, header http.Header, body io.Reader, length int64, closeDelim bool, trailer http.Header, tee bodySink) {
+	h := ex.w.Header()
+	for k, v := range header {
+		h[k] = v
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // net/http would guess one: a proxy does not
+	}
+	if len(trailer) > 0 {
+		keys := make([]string, 0, len(trailer))
+		for k := range trailer {
+			keys = append(keys, k)
+		}
+		h["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	if closeDelim && ex.r.ProtoAtLeast(1, 1) {
+		// net/http frames a body of unknown length with chunked, unless
+		// told "identity": then it closes the connection after it.
+		h["Transfer-Encoding"] = []string{"identity"}
+	}
+	ex.w.WriteHeader(code)
+	if body == nil {
+		if tee != nil {
+			tee.done(true)
+		}
+		return
+	}
+	complete, err := ex.copyBody(body, length < 0, tee)
+	if tee != nil {
+		tee.done(complete)
+	}
+	if err != nil {
+		ex.err = err
+		// The response cannot end as if it were whole: cut it off.
+		panic(http.ErrAbortHandler)
+	}
+	for k, v := range trailer {
+		h[http.TrailerPrefix+k] = v
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody copies body to the client, flushing after each read when the
+// length is unknown (a stream: events, long polls), and to tee. It
+// reports whether the whole body went to the client, and returns an error
+// of reading the body; an error of writing to the client ends the copy
+// quietly.
+func (ex *exchange) copyBody(body io.Reader, flush bool, tee bodySink) (complete bool, err error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	rc := http.NewResponseController(ex.w)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if tee != nil {
+				tee.Write(buf[:n])
+			}
+			if _, werr := ex.w.Write(buf[:n]); werr != nil {
+				ex.err = werr
+				return false, nil
+			}
+			if flush {
+				rc.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return true, nil
+		}
+		if rerr != nil {
+			return false, rerr
+		}
+	}
+}

@@ -1,0 +1,247 @@
+package httpgate
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/proxy"
+
+	"github.com/sockstap/sockstap/listener"
+)
+
+// Gateway is an HTTP proxy as an [http.Handler]: it serves forward-proxy
+// requests (absolute-form URLs, and CONNECT tunnels), HTTP arriving on
+// SOCKS streams that a [listener.Listener] tapped, and hands everything
+// else to Fallback. The zero value works: it reaches destinations
+// directly, serves clients on loopback ([listener.DefaultPolicy]), caches
+// nothing and logs to slog.Default().
+//
+// A Gateway must not be copied or changed once it has served a request.
+type Gateway struct {
+	// Dialer connects to destinations: origin servers, CONNECT targets,
+	// the targets of tapped SOCKS streams. Nil is a *net.Dialer; a SOCKS
+	// peer, a chain or a route table from package dialer makes the
+	// gateway a translating proxy. The policy is asked at dial time about
+	// the address connected to.
+	Dialer proxy.ContextDialer
+
+	// Transport, when set, sends ordinary requests (not CONNECT, not
+	// upgrades) instead of the gateway's own HTTP/1.1 client over Dialer.
+	// Its requests' contexts carry the client's *listener.Request
+	// ([listener.FromContext]); the policy is asked only when each
+	// request arrives.
+	Transport http.RoundTripper
+
+	// Policy decides which destinations a client may reach, as it does
+	// for a listener: asked when a request arrives, with the request's
+	// destination as Target, and at dial time. Nil is
+	// [listener.DefaultPolicy]. A forward-proxy client's Request has
+	// Version 0, Command CONNECT, the destination as Target, and the
+	// proxy-authenticated user, if any.
+	Policy listener.Policy
+
+	// Fallback serves requests that are not for the proxy: origin-form
+	// requests that did not arrive on a tapped SOCKS stream, such as the
+	// program's own pages on its own port. Nil answers 404.
+	Fallback http.Handler
+
+	// ProxyAuth, when set, makes forward-proxy clients authenticate
+	// (RFC 9110, section 11.7: 407 and Proxy-Authenticate: Basic); it
+	// reports whether password is username's. The Check method of a
+	// *socks5.Credentials fits, so that HTTP and SOCKS5 clients share one
+	// credential store. Tapped SOCKS streams authenticated, or not, in
+	// their SOCKS handshake.
+	ProxyAuth func(ctx context.Context, username, password string) bool
+
+	// Realm is the realm of the Basic challenge. Empty is "sockstap".
+	Realm string
+
+	// Filter, when set, is asked about each request before it is served
+	// (from the cache or not): a non-nil error refuses it with 403 and the
+	// error's text as the reason.
+	Filter func(r *http.Request) error
+
+	// ModifyResponse, when set, may change each response from upstream
+	// before it is stored or passed on; an error answers 502.
+	ModifyResponse func(r *http.Response) error
+
+	// Cache, when set, stores responses and answers from them by the
+	// rules of a shared cache (RFC 9111).
+	Cache *Cache
+
+	// Via is the name the gateway gives itself in Via fields, and by
+	// which it recognises a request that has been through it already.
+	// Empty is "sockstap-" and random hexadecimal digits, chosen once.
+	Via string
+
+	// Forwarded adds the client's address to requests, in Forwarded (RFC
+	// 7239) and X-Forwarded-For. Off by default: a privacy proxy does not
+	// tell.
+	Forwarded bool
+
+	// DialTimeout bounds a dial. Zero means 30 seconds.
+	DialTimeout time.Duration
+
+	// ResponseHeaderTimeout bounds the wait for a response's header once
+	// the request is sent; past it the client is answered 504. Zero means
+	// 60 seconds.
+	ResponseHeaderTimeout time.Duration
+
+	// IdleTimeout closes a tunnel (CONNECT, an upgraded connection) when
+	// nothing has moved either way for that long. Zero means 10 minutes;
+	// negative, never.
+	IdleTimeout time.Duration
+
+	// Logger receives a record for each request served. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	// OnRecord, when set, is given the record of each request once it has
+	// been served, after it is logged.
+	OnRecord func(*Record)
+
+	once sync.Once
+	st   state
+}
+
+// Defaults.
+const (
+	DefaultDialTimeout           = 30 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultIdleTimeout           = 10 * time.Minute
+)
+
+// state is what a Gateway derives from its fields when it first serves.
+type state struct {
+	via         string
+	realm       string
+	policy      listener.Policy
+	dialer      proxy.ContextDialer
+	logger      *slog.Logger
+	dialTimeout time.Duration
+	idle        time.Duration
+	upstream    upstream
+}
+
+func (g *Gateway) setup() {
+	s := &g.st
+	s.via = g.Via
+	if s.via == "" {
+		s.via = newPseudonym()
+	}
+	s.realm = g.Realm
+	if s.realm == "" {
+		s.realm = "sockstap"
+	}
+	s.policy = g.Policy
+	if s.policy == nil {
+		s.policy = listener.DefaultPolicy
+	}
+	s.dialer = g.Dialer
+	if s.dialer == nil {
+		s.dialer = &net.Dialer{}
+	}
+	s.logger = g.Logger
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	s.dialTimeout = g.DialTimeout
+	if s.dialTimeout == 0 {
+		s.dialTimeout = DefaultDialTimeout
+	}
+	s.idle = g.IdleTimeout
+	switch {
+	case s.idle == 0:
+		s.idle = DefaultIdleTimeout
+	case s.idle < 0:
+		s.idle = 0
+	}
+	rht := g.ResponseHeaderTimeout
+	if rht == 0 {
+		rht = DefaultResponseHeaderTimeout
+	}
+	s.upstream.init(g.dial, rht)
+}
+
+func (g *Gateway) state() *state {
+	g.once.Do(g.setup)
+	return &g.st
+}
+
+// ServeHTTP serves one request: a forward-proxy request, a CONNECT, a
+// request on a tapped SOCKS stream, or the fallback's.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := g.state()
+	ex := &exchange{g: g, st: st, r: r, start: time.Now()}
+	sreq, tapped := listener.FromContext(r.Context())
+	switch {
+	case r.Method == badFramingMethod && badFraming(r) != nil:
+		ex.arrival = ArrivalProxy
+		if tapped {
+			ex.arrival = arrivalOf(sreq)
+		}
+		ex.w = &countingWriter{ResponseWriter: w}
+		defer ex.finish()
+		ex.w.Header().Set("Connection", "close")
+		ex.fail(http.StatusBadRequest, badFraming(r).reason, nil)
+		return
+	case tapped:
+		ex.arrival = arrivalOf(sreq)
+		ex.req = sreq
+	case r.Method == http.MethodConnect:
+		ex.arrival = ArrivalConnect
+	case r.URL.IsAbs() && r.URL.Host != "":
+		ex.arrival = ArrivalProxy
+	default:
+		if g.Fallback != nil {
+			g.Fallback.ServeHTTP(w, r)
+		} else {
+			http.Error(w, "404 not found: this is a proxy; ask it for an absolute URL", http.StatusNotFound)
+		}
+		return
+	}
+	ex.w = &countingWriter{ResponseWriter: w}
+	defer ex.finish()
+	ex.serve()
+}
+
+// arrivalOf tells how a tapped stream arrived.
+func arrivalOf(r *listener.Request) Arrival {
+	switch r.VersionString() {
+	case "socks4":
+		return ArrivalSOCKS4
+	case "socks4a":
+		return ArrivalSOCKS4a
+	}
+	return ArrivalSOCKS5
+}
+
+// hostPort returns host with the port that scheme implies when it has
+// none.
+func hostPort(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	port := "80"
+	if strings.EqualFold(scheme, "https") {
+		port = "443"
+	}
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		return host + ":" + port
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// badFraming returns why the request was made in place of one whose
+// framing was bad (see framedConn), or nil.
+func badFraming(r *http.Request) *framingError {
+	if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok {
+		return fc.badFraming()
+	}
+	return nil
+}

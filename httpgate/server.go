@@ -1,0 +1,174 @@
+package httpgate
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sockstap/sockstap/listener"
+	"github.com/sockstap/sockstap/socks5"
+)
+
+// Server makes one port a whole proxy: SOCKS 4, 4a and 5, relayed; the
+// HTTP forward proxy and CONNECT; and HTTP sent through SOCKS, tapped and
+// served by the Gateway, with its log, its policy and its cache. Its zero
+// value works, for clients on loopback.
+type Server struct {
+	// Gateway serves the HTTP; nil is a zero Gateway.
+	Gateway *Gateway
+
+	// SOCKS says how SOCKS is served (see [listener.Config]). Nil, and
+	// every field left unset, take the Gateway's: its Dialer relays the
+	// streams that are not tapped, its Policy and Logger are the
+	// listener's, and its ProxyAuth, when set, is the SOCKS5
+	// username/password check too. Tap nil taps the streams that speak
+	// HTTP ([listener.TapHTTP]).
+	SOCKS *listener.Config
+
+	// ReadHeaderTimeout bounds the reading of a request's header. Zero
+	// means 10 seconds.
+	ReadHeaderTimeout time.Duration
+
+	// IdleTimeout closes a client's keep-alive connection after that long
+	// with no request. Zero means 2 minutes.
+	IdleTimeout time.Duration
+
+	// MaxHeaderBytes bounds a request's header section; a larger one is
+	// answered 431. Zero means 64 KiB.
+	MaxHeaderBytes int
+}
+
+// Server defaults.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultServerIdleTimeout = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
+)
+
+// shutdownGrace is how long Serve waits for requests under way once its
+// context has ended.
+const shutdownGrace = 5 * time.Second
+
+// ListenAndServe listens on the TCP address addr and serves there, as
+// [Server.Serve] does.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends; then it stops accepting, gives the
+// requests under way a few seconds, closes everything and returns nil.
+// When ln fails, it returns its error.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	g := s.Gateway
+	if g == nil {
+		g = &Gateway{}
+	}
+	st := g.state()
+	var cfg listener.Config
+	if s.SOCKS != nil {
+		cfg = *s.SOCKS
+	}
+	if cfg.Dialer == nil {
+		cfg.Dialer = st.dialer
+	}
+	if cfg.Tap == nil {
+		cfg.Tap = listener.TapHTTP
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = g.Policy
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = st.logger
+	}
+	if cfg.Methods == nil && g.ProxyAuth != nil {
+		cfg.Methods = []socks5.ServerMethod{socks5.UserPassServer{Check: g.ProxyAuth}}
+	}
+	l := listener.Wrap(ln, &cfg)
+	srv := s.httpServer(g, st.logger)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(&framedListener{Listener: l, maxHead: s.maxHead()}) }()
+	select {
+	case err := <-errc:
+		l.Close()
+		st.upstream.closeIdle()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if srv.Shutdown(sctx) != nil {
+		srv.Close()
+	}
+	l.Close()
+	<-errc
+	st.upstream.closeIdle()
+	return nil
+}
+
+// httpServer is the http.Server that serves g.
+func (s *Server) httpServer(g *Gateway, logger *slog.Logger) *http.Server {
+	srv := &http.Server{
+		Handler:           g,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ConnContext:       connContext,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if srv.ReadHeaderTimeout == 0 {
+		srv.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if srv.IdleTimeout == 0 {
+		srv.IdleTimeout = DefaultServerIdleTimeout
+	}
+	if srv.MaxHeaderBytes == 0 {
+		srv.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return srv
+}
+
+// maxHead bounds a head as the framing sees it: above net/http's own
+// bound (MaxHeaderBytes and 4 KiB), so that net/http answers 431 first.
+func (s *Server) maxHead() int {
+	n := s.MaxHeaderBytes
+	if n == 0 {
+		n = DefaultMaxHeaderBytes
+	}
+	return 2 * (n + 4096)
+}
+
+// connContext gives handlers the connection's framing and, for a tapped
+// stream, its SOCKS request.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if fc, ok := c.(*framedConn); ok {
+		ctx = context.WithValue(ctx, framedConnKey{}, fc)
+		c = fc.Conn
+	}
+	return listener.ConnContext(ctx, c)
+}
+
+// framedListener follows the request framing of each connection it
+// accepts (see framedConn).
+type framedListener struct {
+	net.Listener
+	maxHead int
+}
+
+func (l *framedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newFramedConn(c, l.maxHead), nil
+}
