@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,8 +34,7 @@ func (l *Listener) handle(t *tracked) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.Close()
-			l.cfg.Logger.Error("socks panic", "client", c.RemoteAddr().String(),
-				"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
+			l.logPanic(c, p)
 		}
 		if !relayed { // a relay lets go of its connection when it ends
 			l.untrack(t)
@@ -57,7 +57,7 @@ func (l *Listener) handle(t *tracked) {
 	ip := ipOf(c.RemoteAddr())
 	if !l.startHandshake(ip) {
 		c.Close()
-		l.cfg.Logger.Debug("socks", "client", c.RemoteAddr().String(),
+		l.cfg.Logger.Debug("socks", "client", addrString(c.RemoteAddr()),
 			"decision", "drop", "reason", "too many handshakes")
 		return
 	}
@@ -100,6 +100,9 @@ type session struct {
 	replied bool
 
 	peekUntil time.Time
+
+	target net.Conn    // the relay's other end
+	ended  atomic.Bool // the relay's end, or a panic on its goroutines, has ended the session
 
 	// The log record's values.
 	decision, reason string
@@ -322,9 +325,33 @@ func (s *session) peek(n int) []byte {
 	return b
 }
 
+// localAddr is c's local address, or the zero Addr (sent as 0.0.0.0:0)
+// when c does not know it.
 func localAddr(c net.Conn) socks5.Addr {
 	a, _ := socks5.AddrFromNet(c.LocalAddr())
 	return a
+}
+
+// addrString is a's String, or "unknown" for a nil address, which a
+// net.Conn returns for an address it does not know.
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "unknown"
+	}
+	return a.String()
+}
+
+// logPanic logs a panic recovered on one of the listener's goroutines,
+// serving c (nil for the accept loop's). A Logger that panics in turn is
+// ignored: a goroutine that recovers must not panic again.
+func (l *Listener) logPanic(c net.Conn, p any) {
+	defer func() { recover() }()
+	client := "unknown"
+	if c != nil {
+		client = addrString(c.RemoteAddr())
+	}
+	l.cfg.Logger.Error("socks panic", "client", client,
+		"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
 }
 
 // tap hands the tunnel's inside to Accept.
@@ -407,7 +434,8 @@ func (s *session) relay() (started bool) {
 	// The connection counts as a relay before its client hears that it
 	// is one: a Shutdown in between would otherwise close it as a
 	// handshake.
-	bound, _ := socks5.AddrFromNet(target.LocalAddr())
+	bound := localAddr(target)
+	s.target = target
 	if !l.startRelay(s.t, target) || s.sendReply(nil, bound) != nil {
 		target.Close()
 		s.conn.Close()
@@ -428,19 +456,51 @@ func (s *session) relay() (started bool) {
 	// Close, and Shutdown when its context ends, close the relays'
 	// connections themselves (closeConns): the relay needs no context,
 	// whose AfterFunc would cost a registration with relayCtx each.
-	relay.Start(context.Background(), client, target, idle, l.wg.Go, s.relayEnded)
+	relay.Start(context.Background(), client, target, idle, s.spawn, s.relayEnded)
 	return true
+}
+
+// spawn starts one of the relay's goroutines, which recovers a panic: it
+// logs it, closes the relay's two connections, ends the session if it has
+// not ended, and lets its connection go.
+func (s *session) spawn(f func()) {
+	s.l.wg.Go(func() {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			s.l.logPanic(s.conn, p)
+			s.conn.Close()
+			s.target.Close()
+			if !s.ended.Swap(true) {
+				s.cause = fmt.Errorf("panic: %v", p)
+				s.logSafely()
+			}
+			s.l.untrack(s.t)
+		}()
+		f()
+	})
 }
 
 // relayEnded logs the end of the session's relay and lets its connection
 // go.
 func (s *session) relayEnded(res relay.Result) {
+	if s.ended.Swap(true) {
+		return // a panic on the other goroutine ended it
+	}
 	s.up, s.down, s.cause = res.Up, res.Down, res.Err
 	if err := s.l.relayCtx.Err(); err != nil && res.Err != nil {
 		s.cause = err // closed by Close or Shutdown, not by a failure of its own
 	}
 	s.log()
 	s.l.untrack(s.t)
+}
+
+// logSafely is log on a goroutine that has recovered a panic already.
+func (s *session) logSafely() {
+	defer func() { recover() }()
+	s.log()
 }
 
 // log writes the session's record.
@@ -463,7 +523,7 @@ func (s *session) log() {
 //go:noinline
 func (s *session) writeLog(logger *slog.Logger, level slog.Level) {
 	attrs := make([]slog.Attr, 0, 14)
-	attrs = append(attrs, slog.String("client", s.conn.RemoteAddr().String()))
+	attrs = append(attrs, slog.String("client", addrString(s.conn.RemoteAddr())))
 	if r := s.req; r != nil {
 		attrs = append(attrs,
 			slog.String("user", r.User),

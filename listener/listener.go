@@ -3,6 +3,7 @@ package listener
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -174,8 +175,15 @@ func (l *Listener) isStopped() bool {
 	}
 }
 
-// serve is the accept loop.
+// serve is the accept loop. A panic in it (in the wrapped listener's
+// Accept, say) stops the listener: Accept then returns a [*PanicError].
 func (l *Listener) serve() {
+	defer func() {
+		if p := recover(); p != nil {
+			l.logPanic(nil, p)
+			l.stop(&PanicError{Value: p})
+		}
+	}()
 	var backoff time.Duration
 	for {
 		c, err := l.ln.Accept()
@@ -206,6 +214,16 @@ func (l *Listener) serve() {
 		}
 		l.wg.Go(func() { l.handle(t) })
 	}
+}
+
+// PanicError is what Accept returns once the accept loop has recovered a
+// panic, which stops the listener.
+type PanicError struct {
+	Value any // what was passed to panic
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("listener: panic in the accept loop: %v", e.Value)
 }
 
 // temporary reports whether an accept error may pass: descriptors or
