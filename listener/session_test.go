@@ -1,12 +1,16 @@
 package listener
 
 import (
+	"io"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sockstap/sockstap/socks4"
 	"github.com/sockstap/sockstap/socks5"
 )
 
@@ -43,4 +47,33 @@ func TestRefusalsAreAnswered(t *testing.T) {
 			assert.Equal(t, "deny", rec["decision"], "record %v", rec)
 		})
 	}
+}
+
+// TestSocks4LongUserID checks that SOCKS4 user ids as long as clients send
+// them (tokens, user@host) are accepted, up to socks4.MaxUserLen, and
+// that a longer one is refused with 91 and the connection closed.
+func TestSocks4LongUserID(t *testing.T) {
+	w := newWorld(t, nil) // taps: no dialer
+	for _, n := range []int{300, 1024, socks4.MaxUserLen} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			user := strings.Repeat("u", n)
+			c, err := w.connect4("192.0.2.1", 80, user)
+			require.NoError(t, err)
+			_, err = c.Write([]byte("after a long id"))
+			require.NoError(t, err)
+			a := w.accept()
+			assert.Equal(t, user, RequestOf(a).User)
+			got := make([]byte, 15)
+			_, err = io.ReadFull(a, got)
+			require.NoError(t, err)
+			assert.Equal(t, "after a long id", string(got))
+		})
+	}
+	t.Run("over the limit", func(t *testing.T) {
+		msg := append([]byte{4, 1, 0, 80, 192, 0, 2, 1}, strings.Repeat("u", socks4.MaxUserLen+1)...)
+		msg = append(msg, 0)
+		got := w.rawExchange(msg)
+		require.Len(t, got, 8, "one reply, then the close: % x", got)
+		assert.Equal(t, byte(socks4.Rejected), got[1])
+	})
 }
