@@ -37,9 +37,11 @@ type Config struct {
 	Tap func(r *Request, peek func(n int) []byte) bool
 
 	// Methods are the SOCKS5 authentication methods offered, in order of
-	// preference. Nil offers [socks5.NoAuth] only. When the methods do not
-	// include [socks5.AuthNone] and Policy is nil, SOCKS4 clients, which
-	// cannot authenticate, are refused.
+	// preference. No methods, nil or an empty slice alike, offer
+	// [socks5.NoAuth] only. Authentication is required when there are
+	// methods and none of them is [socks5.AuthNone]: then, with no
+	// Policy, clients that did not authenticate are refused, SOCKS4
+	// clients among them, which cannot.
 	Methods []socks5.ServerMethod
 
 	// Policy decides which requests are served; nil is [DefaultPolicy].

@@ -66,7 +66,9 @@ func Wrap(ln net.Listener, cfg *Config) *Listener {
 		conns:     make(map[*tracked]struct{}),
 		perClient: make(map[netip.Addr]int),
 	}
-	l.authRequired = l.cfg.Methods != nil
+	// One rule, the handshake's: no methods, nil or empty, offer
+	// "no authentication" only.
+	l.authRequired = len(l.cfg.Methods) > 0
 	for _, m := range l.cfg.Methods {
 		if m.Method() == 0 {
 			l.authRequired = false

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks4"
 	"github.com/sockstap/sockstap/socks5"
 )
@@ -76,4 +77,32 @@ func TestSocks4LongUserID(t *testing.T) {
 		require.Len(t, got, 8, "one reply, then the close: % x", got)
 		assert.Equal(t, byte(socks4.Rejected), got[1])
 	})
+}
+
+// TestEmptyMethodsAreNil checks the one rule for "authentication
+// required": nil and empty Methods both offer no authentication, and
+// neither locks clients out.
+func TestEmptyMethodsAreNil(t *testing.T) {
+	echo := sockstest.Echo(t)
+	for _, tc := range []struct {
+		name    string
+		methods []socks5.ServerMethod
+	}{{"nil", nil}, {"empty", []socks5.ServerMethod{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, &Config{Dialer: &net.Dialer{}, Methods: tc.methods})
+			c, _, err := w.connect5(echo.String())
+			require.NoError(t, err, "socks5 without authentication")
+			_, err = c.Write([]byte("5"))
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, make([]byte, 1))
+			require.NoError(t, err)
+
+			c, err = w.connect4("127.0.0.1", uint16(echo.Port), "fred")
+			require.NoError(t, err, "socks4")
+			_, err = c.Write([]byte("4"))
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, make([]byte, 1))
+			require.NoError(t, err)
+		})
+	}
 }
