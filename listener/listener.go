@@ -88,17 +88,32 @@ func Wrap(ln net.Listener, cfg *Config) *Listener {
 
 // Accept waits for and returns the next connection that is the program's
 // to serve: one that is not SOCKS, or a tapped SOCKS stream; both are
-// [*Conn]s. After Close or Shutdown it returns [net.ErrClosed]; when the
-// wrapped listener fails for good, its error.
+// [*Conn]s. Once Close or Shutdown has begun it returns [net.ErrClosed],
+// always, and closes a connection that was on its way; when the wrapped
+// listener fails for good, its error.
 func (l *Listener) Accept() (net.Conn, error) {
+	// select picks at random among ready cases: the stop is looked at
+	// first, and again once a connection has come.
+	if l.isStopped() {
+		return nil, l.stopErr()
+	}
 	select {
 	case c := <-l.ready:
+		if l.isStopped() {
+			c.Close()
+			return nil, l.stopErr()
+		}
 		return c, nil
 	case <-l.stopped:
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return nil, l.acceptErr
+		return nil, l.stopErr()
 	}
+}
+
+// stopErr is what Accept returns once the listener has stopped.
+func (l *Listener) stopErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acceptErr
 }
 
 // Addr returns the wrapped listener's address.
@@ -297,6 +312,10 @@ func (l *Listener) startRelay(t *tracked, target net.Conn) bool {
 
 // deliver hands c to Accept, or closes it when the listener stops first.
 func (l *Listener) deliver(c net.Conn) bool {
+	if l.isStopped() {
+		c.Close()
+		return false
+	}
 	select {
 	case l.ready <- c:
 		return true

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sockstap/sockstap/internal/peek"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks4"
 	"github.com/sockstap/sockstap/socks5"
@@ -866,6 +867,52 @@ func TestAcceptAfterClose(t *testing.T) {
 	assert.ErrorIs(t, err, net.ErrClosed)
 	_, err = net.Dial("tcp", ln.Addr().String())
 	assert.Error(t, err, "the wrapped listener is closed")
+}
+
+// TestAcceptAfterStopPrefersTheStop checks that once Close or Shutdown has
+// begun, Accept returns net.ErrClosed even when a connection is ready for
+// it: select chooses at random between ready cases, so Accept must look
+// at the stop first. Each round hands Accept a connection from a goroutine
+// that, unlike the listener's own, did not see the stop.
+func TestAcceptAfterStopPrefersTheStop(t *testing.T) {
+	for _, stop := range []struct {
+		name string
+		stop func(*Listener) error
+	}{
+		{"Close", (*Listener).Close},
+		{"Shutdown", func(l *Listener) error { return l.Shutdown(context.Background()) }},
+	} {
+		t.Run(stop.name, func(t *testing.T) {
+			for i := range 100 {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				require.NoError(t, err)
+				l := Wrap(ln, nil)
+				c1, c2 := net.Pipe()
+				done := make(chan struct{})
+				handed := make(chan bool, 1)
+				go func() {
+					select {
+					case l.ready <- &Conn{Conn: peek.NewConn(c1, nil)}:
+						handed <- true
+					case <-done:
+						handed <- false
+					}
+				}()
+				require.NoError(t, stop.stop(l))
+				got, err := l.Accept()
+				close(done)
+				if <-handed {
+					require.NotNil(t, got, "round %d: the connection went somewhere", i)
+				}
+				if got != nil {
+					got.Close()
+				}
+				c1.Close()
+				c2.Close()
+				require.ErrorIs(t, err, net.ErrClosed, "round %d: Accept after %s", i, stop.name)
+			}
+		})
+	}
 }
 
 func TestShutdown(t *testing.T) {
