@@ -15,7 +15,9 @@ import (
 type Config struct {
 	// Dialer relays CONNECT requests to their targets. Nil means no
 	// relaying: the program owns the port, and every CONNECT that the
-	// policy allows is tapped.
+	// policy allows is tapped. The context of each dial carries the
+	// request ([FromContext]), so that a dialer can choose an egress
+	// address or an upstream per user or per client.
 	Dialer proxy.ContextDialer
 
 	// Tap decides which CONNECT streams the program serves itself: true

@@ -370,8 +370,6 @@ func (s *session) tap() {
 	s.log()
 }
 
-type dialRequestKey struct{}
-
 // dialer returns the dialer relays use: Config.Dialer, or, when that is a
 // *net.Dialer, a copy that asks the policy about each address it connects
 // to.
@@ -384,7 +382,7 @@ func (l *Listener) dialer() proxy.ContextDialer {
 	control, controlCtx := nd.Control, nd.ControlContext
 	d.Control = nil
 	d.ControlContext = func(ctx context.Context, network, address string, rc syscall.RawConn) error {
-		if r, ok := ctx.Value(dialRequestKey{}).(*Request); ok {
+		if r, ok := FromContext(ctx); ok {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
 				return err
@@ -413,11 +411,14 @@ func (s *session) relay() (started bool) {
 	// The built-in policy, asked about the request's IP address, has
 	// nothing new to say about the same address at dial time: only a
 	// name, or the program's policy, needs the dialer that asks again.
-	d, parent := l.cfg.Dialer, l.ctx
+	d := l.cfg.Dialer
 	if l.cfg.Policy != nil || s.req.Target.Name != "" {
-		d, parent = l.relayDialer, context.WithValue(l.ctx, dialRequestKey{}, s.req)
+		d = l.relayDialer
 	}
-	ctx, cancel := context.WithTimeout(parent, l.cfg.DialTimeout)
+	// The dial's context carries the request, so that the dialer can tell
+	// whom it dials for (FromContext): to pick an egress address or an
+	// upstream per user or per client.
+	ctx, cancel := context.WithTimeout(NewContext(l.ctx, s.req), l.cfg.DialTimeout)
 	target, err := d.DialContext(ctx, "tcp", s.req.Target.String())
 	cancel()
 	if err != nil {
