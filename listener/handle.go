@@ -30,18 +30,21 @@ const readAhead = 512
 func (l *Listener) handle(t *tracked) {
 	growStack(0)
 	c := t.conn
+	s := &session{l: l, t: t, conn: c}
 	relayed := false // a relay's goroutines took the connection over
 	defer func() {
 		if p := recover(); p != nil {
 			c.Close()
 			l.logPanic(c, p)
+			l.endHandshake(&s.hs) // if it was one
 		}
 		if !relayed { // a relay lets go of its connection when it ends
 			l.untrack(t)
 		}
 	}()
 
-	br := bufio.NewReaderSize(c, readAhead)
+	s.in = progressReader{r: c, l: l, at: &s.hs.progress}
+	br := bufio.NewReaderSize(&s.in, readAhead)
 	c.SetReadDeadline(time.Now().Add(l.cfg.SniffTimeout))
 	first, err := br.Peek(1)
 	c.SetReadDeadline(time.Time{})
@@ -54,19 +57,22 @@ func (l *Listener) handle(t *tracked) {
 		return
 	}
 
-	ip := ipOf(c.RemoteAddr())
-	if !l.startHandshake(ip) {
+	s.br, s.start = br, time.Now()
+	s.hs.conn = c
+	s.hs.key = clientKey(ipOf(c.RemoteAddr()))
+	l.startHandshake(&s.hs)
+	err = s.handshake(first[0])
+	if l.endHandshake(&s.hs) {
 		c.Close()
-		l.cfg.Logger.Debug("socks", "client", addrString(c.RemoteAddr()),
-			"decision", "drop", "reason", "too many handshakes")
+		s.decision, s.reason, s.cause = "drop", "stalled handshake shed: too many handshakes", nil
+		s.log()
 		return
 	}
-	s := &session{l: l, t: t, conn: c, br: br, start: time.Now()}
-	ok := s.handshake(first[0])
-	l.endHandshake(ip)
-	if ok {
-		relayed = s.dispatch()
+	if err != nil {
+		s.handshakeFailed(err)
+		return
 	}
+	relayed = s.dispatch()
 }
 
 // growStack grows the goroutine's stack, while it is still shallow, to the
@@ -89,6 +95,9 @@ type session struct {
 	conn  net.Conn      // the client's connection
 	br    *bufio.Reader // reads conn through the handshake
 	start time.Time
+
+	in progressReader // what br reads: conn, noting when bytes come
+	hs handshake      // the handshake, as the limits see it
 
 	// After the handshake:
 	req  *Request
@@ -120,7 +129,7 @@ type rwPair struct {
 
 // handshake runs the SOCKS handshake of the version that first names, up
 // to the request, within HandshakeTimeout.
-func (s *session) handshake(version byte) bool {
+func (s *session) handshake(version byte) error {
 	l := s.l
 	s.conn.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
 	defer s.conn.SetDeadline(time.Time{})
@@ -135,27 +144,26 @@ func (s *session) handshake(version byte) bool {
 		defer cancel()
 	}
 	rw := &rwPair{s.br, s.conn}
-	var err error
 	if version == 5 {
-		err = s.handshake5(ctx, rw)
-	} else {
-		err = s.handshake4(ctx, rw)
+		return s.handshake5(ctx, rw)
 	}
-	if err != nil {
-		s.cause = err
-		switch {
-		case errors.Is(err, socks5.ErrAuthFailed):
-			s.decision, s.reason = "deny", "authentication failed"
-		case errors.Is(err, socks5.ErrNoAcceptableMethod):
-			s.decision, s.reason = "deny", "no acceptable authentication method"
-		default:
-			s.decision = "fail"
-		}
-		s.conn.Close()
-		s.log()
-		return false
+	return s.handshake4(ctx, rw)
+}
+
+// handshakeFailed closes the connection of a handshake that failed with
+// err, and logs why.
+func (s *session) handshakeFailed(err error) {
+	s.cause = err
+	switch {
+	case errors.Is(err, socks5.ErrAuthFailed):
+		s.decision, s.reason = "deny", "authentication failed"
+	case errors.Is(err, socks5.ErrNoAcceptableMethod):
+		s.decision, s.reason = "deny", "no acceptable authentication method"
+	default:
+		s.decision = "fail"
 	}
-	return true
+	s.conn.Close()
+	s.log()
 }
 
 func (s *session) handshake5(ctx context.Context, rw *rwPair) error {
@@ -508,8 +516,8 @@ func (s *session) logSafely() {
 func (s *session) log() {
 	logger := s.l.cfg.Logger
 	level := slog.LevelInfo
-	if s.req == nil && s.decision == "fail" {
-		level = slog.LevelDebug // not even a request: noise, scanners
+	if s.req == nil && (s.decision == "fail" || s.decision == "drop") {
+		level = slog.LevelDebug // not even a request: noise, scanners, floods
 	}
 	if logger.Enabled(context.Background(), level) {
 		s.writeLog(logger, level)

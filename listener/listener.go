@@ -38,11 +38,13 @@ type Listener struct {
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by stop: Accept returns acceptErr
 
-	mu         sync.Mutex
-	acceptErr  error
-	conns      map[*tracked]struct{}
-	handshakes int
-	perClient  map[netip.Addr]int
+	epoch time.Time // the start of the handshake limits' clock
+
+	mu        sync.Mutex
+	acceptErr error
+	conns     map[*tracked]struct{}
+	hs        handshakes         // under way
+	perClient map[netip.Addr]int // handshakes under way by clientKey
 
 	wg sync.WaitGroup // the accept loop and every connection's goroutine
 }
@@ -62,6 +64,7 @@ func Wrap(ln net.Listener, cfg *Config) *Listener {
 		ln:        ln,
 		cfg:       cfg.withDefaults(),
 		ready:     make(chan net.Conn),
+		epoch:     time.Now(),
 		stopped:   make(chan struct{}),
 		conns:     make(map[*tracked]struct{}),
 		perClient: make(map[netip.Addr]int),
@@ -272,29 +275,6 @@ func (l *Listener) untrack(t *tracked) {
 	l.mu.Lock()
 	delete(l.conns, t)
 	l.mu.Unlock()
-}
-
-// startHandshake counts a SOCKS handshake from ip, or reports false when a
-// limit is reached. endHandshake ends what it counted.
-func (l *Listener) startHandshake(ip netip.Addr) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.cfg.MaxHandshakes > 0 && l.handshakes >= l.cfg.MaxHandshakes ||
-		l.cfg.MaxHandshakesPerClient > 0 && l.perClient[ip] >= l.cfg.MaxHandshakesPerClient {
-		return false
-	}
-	l.handshakes++
-	l.perClient[ip]++
-	return true
-}
-
-func (l *Listener) endHandshake(ip netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.handshakes--
-	if l.perClient[ip]--; l.perClient[ip] <= 0 {
-		delete(l.perClient, ip)
-	}
 }
 
 // startRelay marks t as a relay to target, or reports false when relays

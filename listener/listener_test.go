@@ -777,21 +777,31 @@ func TestLimits(t *testing.T) {
 		second := w.dial()
 		_, err = second.Write([]byte{5, 1, 0})
 		require.NoError(t, err)
-		assert.Empty(t, waitClosed(t, second), "closed at once, unanswered")
-		w.logs.Wait(t, sockstest.Key("reason", "too many handshakes"))
+		assert.Empty(t, waitClosed(t, first), "the stalled handshake is shed, unanswered")
+		got := make([]byte, 2)
+		_, err = io.ReadFull(second, got)
+		require.NoError(t, err)
+		assert.Equal(t, []byte{5, 0}, got, "the new one is served")
+		w.logs.Wait(t, sockstest.Key("decision", "drop"))
 	})
 	t.Run("handshakes per client", func(t *testing.T) {
-		w := newWorld(t, &Config{MaxHandshakesPerClient: 2})
-		for range 2 {
+		w := newWorld(t, &Config{MaxHandshakesPerClient: 2, HandshakeGrace: time.Nanosecond})
+		var stalled []*net.TCPConn
+		for range 3 {
 			c := w.dial()
 			_, err := c.Write([]byte{4})
 			require.NoError(t, err)
+			stalled = append(stalled, c)
+			require.Eventually(t, func() bool { return w.l.handshakeCount() == len(stalled) }, sockstest.Timeout, time.Millisecond)
 		}
-		require.Eventually(t, func() bool { return w.l.handshakeCount() == 2 }, sockstest.Timeout, time.Millisecond)
-		third := w.dial()
-		_, err := third.Write([]byte{5, 1, 0})
+		fourth := w.dial()
+		_, err := fourth.Write([]byte{5, 1, 0})
 		require.NoError(t, err)
-		assert.Empty(t, waitClosed(t, third))
+		assert.Empty(t, waitClosed(t, stalled[0]), "three slow ones: the first is shed")
+		got := make([]byte, 2)
+		_, err = io.ReadFull(fourth, got)
+		require.NoError(t, err)
+		assert.Equal(t, []byte{5, 0}, got)
 	})
 	t.Run("connections overall", func(t *testing.T) {
 		w := newWorld(t, &Config{MaxConns: 1, SniffTimeout: time.Minute})
@@ -811,7 +821,7 @@ func TestLimits(t *testing.T) {
 func (l *Listener) handshakeCount() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.handshakes
+	return l.hs.n
 }
 
 func (l *Listener) connCount() int {
