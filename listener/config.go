@@ -46,6 +46,10 @@ type Config struct {
 	// clients among them, which cannot.
 	Methods []socks5.ServerMethod
 
+	// AuthLimit is the brake on password guessing; the zero value is the
+	// default brake, on. See [AuthLimit].
+	AuthLimit AuthLimit
+
 	// Policy decides which requests are served; nil is [DefaultPolicy].
 	Policy Policy
 

@@ -99,6 +99,11 @@ type session struct {
 	in progressReader // what br reads: conn, noting when bytes come
 	hs handshake      // the handshake, as the limits see it
 
+	// Set by the brake on guessing: why it refused to check the client's
+	// credentials, or that it counted a failure after others.
+	authRefused string
+	authRepeat  bool
+
 	// After the handshake:
 	req  *Request
 	data net.Conn      // the tunnel's inside: conn, or a method's stream over it
@@ -118,6 +123,7 @@ type session struct {
 	code             fmt.Stringer
 	cause            error
 	up, down         int64
+	quiet            bool // logged at Debug level
 }
 
 // rwPair is the stream a handshake runs on: reads through the read-ahead
@@ -142,6 +148,9 @@ func (s *session) handshake(version byte) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
 		defer cancel()
+		if l.auth != nil { // the brake on guessing finds the client here
+			ctx = context.WithValue(ctx, sessionKey{}, s)
+		}
 	}
 	rw := &rwPair{s.br, s.conn}
 	if version == 5 {
@@ -155,8 +164,10 @@ func (s *session) handshake(version byte) error {
 func (s *session) handshakeFailed(err error) {
 	s.cause = err
 	switch {
+	case s.authRefused != "":
+		s.decision, s.reason, s.quiet = "deny", s.authRefused, true
 	case errors.Is(err, socks5.ErrAuthFailed):
-		s.decision, s.reason = "deny", "authentication failed"
+		s.decision, s.reason, s.quiet = "deny", "authentication failed", s.authRepeat
 	case errors.Is(err, socks5.ErrNoAcceptableMethod):
 		s.decision, s.reason = "deny", "no acceptable authentication method"
 	default:
@@ -167,7 +178,7 @@ func (s *session) handshakeFailed(err error) {
 }
 
 func (s *session) handshake5(ctx context.Context, rw *rwPair) error {
-	sess, err := socks5.ServerHandshake(ctx, rw, s.l.cfg.Methods)
+	sess, err := socks5.ServerHandshake(ctx, rw, s.l.methods)
 	if err != nil {
 		return err
 	}
@@ -516,8 +527,8 @@ func (s *session) logSafely() {
 func (s *session) log() {
 	logger := s.l.cfg.Logger
 	level := slog.LevelInfo
-	if s.req == nil && (s.decision == "fail" || s.decision == "drop") {
-		level = slog.LevelDebug // not even a request: noise, scanners, floods
+	if s.quiet || s.req == nil && (s.decision == "fail" || s.decision == "drop") {
+		level = slog.LevelDebug // not even a request, or a repeat: noise, scanners, floods, guessers
 	}
 	if logger.Enabled(context.Background(), level) {
 		s.writeLog(logger, level)

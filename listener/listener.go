@@ -23,8 +23,10 @@ type Listener struct {
 	ln  net.Listener
 	cfg Config
 
-	authRequired bool // the SOCKS5 methods do not include "no authentication"
-	methodsWait  bool // a SOCKS5 method other than socks5.NoAuth, which may wait on its context
+	authRequired bool                  // the SOCKS5 methods do not include "no authentication"
+	methodsWait  bool                  // a SOCKS5 method other than socks5.NoAuth, which may wait on its context
+	methods      []socks5.ServerMethod // Config.Methods under the brake on guessing
+	auth         *authGuard            // the brake; nil when off
 	relayDialer  proxy.ContextDialer
 
 	ready chan net.Conn // connections for Accept
@@ -79,6 +81,11 @@ func Wrap(ln net.Listener, cfg *Config) *Listener {
 		if _, ok := m.(socks5.NoAuth); !ok {
 			l.methodsWait = true
 		}
+	}
+	l.methods = l.cfg.Methods
+	if l.methodsWait && !l.cfg.AuthLimit.off() {
+		l.auth = newAuthGuard(l.cfg.AuthLimit, l.cfg.Logger, l.now)
+		l.methods = l.auth.guardMethods(l.cfg.Methods)
 	}
 	if l.cfg.Dialer != nil {
 		l.relayDialer = l.dialer()
