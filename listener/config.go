@@ -121,9 +121,21 @@ type Config struct {
 	// or negative means no limit.
 	MaxConns int
 
-	// Logger receives a record for each SOCKS connection. Nil means
+	// Logger receives a record for each SOCKS session, with the keys
+	// client, user, version, cmd, target, decision, reason, reply,
+	// bytes_up, bytes_down, datagrams_up, datagrams_down (when not
+	// zero), duration and cause, and a record for each panic a goroutine
+	// of the listener's recovered ("socks panic"). Nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// OnRecord, when not nil, receives each SOCKS session's [Record] as
+	// the session ends, once per session, on the goroutine that ends it,
+	// after the log record is written: for a program to count, bill or
+	// alert. It should return quickly, for it holds that goroutine; a
+	// panic in it is recovered and logged. The Record is the hook's to
+	// keep.
+	OnRecord func(*Record)
 }
 
 // Defaults.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -23,13 +25,14 @@ type Listener struct {
 	ln  net.Listener
 	cfg Config
 
-	authRequired bool                  // the SOCKS5 methods do not include "no authentication"
-	methodsWait  bool                  // a SOCKS5 method other than socks5.NoAuth, which may wait on its context
-	methods      []socks5.ServerMethod // Config.Methods under the brake on guessing
-	auth         *authGuard            // the brake; nil when off
-	relayDialer  proxy.ContextDialer
+	authRequired bool                       // the SOCKS5 methods do not include "no authentication"
+	methodsWait  bool                       // a SOCKS5 method other than socks5.NoAuth, which may wait on its context
+	methods      []socks5.ServerMethod      // Config.Methods under the brake on guessing
+	auth         *authGuard                 // the brake; nil when off
+	relayDialer  proxy.ContextDialer        // Config.Dialer under the dial-time policy check (GuardDialer)
+	commands     map[socks5.Command]command // the commands served: Config's choice from the table
 
-	ready chan net.Conn // connections for Accept
+	ready chan *tracked // connections for Accept
 
 	// ctx ends when the listener stops serving (Close or Shutdown): it
 	// bounds handshakes, policy calls and dials. relayCtx ends when relays
@@ -51,21 +54,71 @@ type Listener struct {
 	wg sync.WaitGroup // the accept loop and every connection's goroutine
 }
 
-// tracked is a connection the listener holds.
+// tracked is a connection the listener holds, with every resource its
+// session opened: Close and Shutdown close them all.
 type tracked struct {
 	conn     net.Conn
-	target   net.Conn // the relay's other end, once dialed
-	relaying bool
+	out      net.Conn // what Accept returns, when the connection is handed over
+	relaying bool     // guarded by the listener's mutex
+
+	mu        sync.Mutex
+	resources []io.Closer // a relay's target, a BIND listener, a UDP socket
+	closed    bool        // closeAll has run
+}
+
+// add holds r, a resource the connection's session opened, so that
+// closing the connection (the session's end, Close, Shutdown) closes r
+// too. It reports false, having closed r, when the connection is closed
+// already: the session must then give up.
+func (t *tracked) add(r io.Closer) bool {
+	t.mu.Lock()
+	if !t.closed {
+		t.resources = append(t.resources, r)
+		t.mu.Unlock()
+		return true
+	}
+	t.mu.Unlock()
+	closeQuietly(r)
+	return false
+}
+
+// closeAll closes the connection, unless keepConn (it is the program's
+// now), and every resource it holds. A Close that panics (a wrapper's)
+// is recovered: the others are still closed.
+func (t *tracked) closeAll(keepConn bool) {
+	t.mu.Lock()
+	t.closed = true
+	resources := t.resources
+	t.resources = nil
+	t.mu.Unlock()
+	if !keepConn {
+		closeQuietly(t.conn)
+	}
+	for _, r := range resources {
+		closeQuietly(r)
+	}
+}
+
+// closeQuietly closes c, and recovers a panic in its Close.
+func closeQuietly(c io.Closer) {
+	defer func() { recover() }()
+	c.Close()
 }
 
 // Wrap returns a listener that accepts on ln and serves SOCKS 4, 4a and 5
 // clients as cfg says; a nil cfg is the zero Config. It starts serving at
 // once. Closing the returned listener closes ln.
 func Wrap(ln net.Listener, cfg *Config) *Listener {
+	return wrap(ln, cfg, nil)
+}
+
+// wrap is Wrap, with setup (when not nil) run on the listener before it
+// starts serving: for tests.
+func wrap(ln net.Listener, cfg *Config, setup func(*Listener)) *Listener {
 	l := &Listener{
 		ln:        ln,
 		cfg:       cfg.withDefaults(),
-		ready:     make(chan net.Conn),
+		ready:     make(chan *tracked),
 		epoch:     time.Now(),
 		stopped:   make(chan struct{}),
 		conns:     make(map[*tracked]struct{}),
@@ -88,10 +141,14 @@ func Wrap(ln net.Listener, cfg *Config) *Listener {
 		l.methods = l.auth.guardMethods(l.cfg.Methods)
 	}
 	if l.cfg.Dialer != nil {
-		l.relayDialer = l.dialer()
+		l.relayDialer = GuardDialer(l.cfg.Dialer, l.policy)
 	}
+	l.commands = l.cfg.commands(commandTable)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.relayCtx, l.cancelRelay = context.WithCancel(context.Background())
+	if setup != nil {
+		setup(l)
+	}
 	l.wg.Go(l.serve)
 	return l
 }
@@ -108,12 +165,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 		return nil, l.stopErr()
 	}
 	select {
-	case c := <-l.ready:
+	case t := <-l.ready:
+		// The connection is the program's from here: the listener lets
+		// go of it before it can be closed as one of its own.
+		l.untrack(t)
 		if l.isStopped() {
-			c.Close()
+			t.out.Close()
 			return nil, l.stopErr()
 		}
-		return c, nil
+		return t.out, nil
 	case <-l.stopped:
 		return nil, l.stopErr()
 	}
@@ -177,19 +237,19 @@ func (l *Listener) stop(err error) (closeErr error) {
 	return closeErr
 }
 
-// closeConns closes the connections the listener holds: all of them, or
-// all but the relays.
+// closeConns closes the connections the listener holds, and their
+// resources: all of them, or all but the relays.
 func (l *Listener) closeConns(relays bool) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	var closing []*tracked
 	for t := range l.conns {
-		if t.relaying && !relays {
-			continue
+		if !t.relaying || relays {
+			closing = append(closing, t)
 		}
-		t.conn.Close()
-		if t.target != nil {
-			t.target.Close()
-		}
+	}
+	l.mu.Unlock()
+	for _, t := range closing {
+		t.closeAll(false)
 	}
 }
 
@@ -284,30 +344,64 @@ func (l *Listener) untrack(t *tracked) {
 	l.mu.Unlock()
 }
 
-// startRelay marks t as a relay to target, or reports false when relays
-// are being closed.
-func (l *Listener) startRelay(t *tracked, target net.Conn) bool {
+// startRelay marks t as a relay, which Shutdown lets run to its end, or
+// reports false when relays are being closed. A session that moves data
+// for long (CONNECT's relay, a UDP association) is one.
+func (l *Listener) startRelay(t *tracked) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.relayCtx.Err() != nil {
 		return false
 	}
-	t.target = target
 	t.relaying = true
 	return true
 }
 
-// deliver hands c to Accept, or closes it when the listener stops first.
-func (l *Listener) deliver(c net.Conn) bool {
+// deliver hands c, t's connection as the program sees it, to Accept, or
+// closes it when the listener stops first. Once delivered, c is the
+// program's: Accept lets go of t.
+func (l *Listener) deliver(t *tracked, c net.Conn) bool {
+	t.out = c
 	if l.isStopped() {
 		c.Close()
 		return false
 	}
 	select {
-	case l.ready <- c:
+	case l.ready <- t:
 		return true
 	case <-l.stopped:
 		c.Close()
 		return false
 	}
+}
+
+// addrString is a's String, or "unknown" for a nil address, which a
+// net.Conn returns for an address it does not know.
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "unknown"
+	}
+	return a.String()
+}
+
+// logPanic logs a panic recovered on one of the listener's goroutines,
+// serving client (nil for the accept loop's, or when unknown). A Logger
+// that panics in turn is ignored: a goroutine that recovers must not
+// panic again.
+func (l *Listener) logPanic(client net.Addr, p any) {
+	defer func() { recover() }()
+	l.cfg.Logger.Error("socks panic", "client", addrString(client),
+		"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
+}
+
+// remoteAddr is c's RemoteAddr, or nil when that panics: for the paths
+// that recover a panic, which must not panic again.
+func remoteAddr(c net.Conn) (a net.Addr) {
+	defer func() { recover() }()
+	return c.RemoteAddr()
+}
+
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
 }

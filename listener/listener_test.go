@@ -902,7 +902,7 @@ func TestAcceptAfterStopPrefersTheStop(t *testing.T) {
 				handed := make(chan bool, 1)
 				go func() {
 					select {
-					case l.ready <- &Conn{Conn: peek.NewConn(c1, nil)}:
+					case l.ready <- &tracked{conn: c1, out: &Conn{Conn: peek.NewConn(c1, nil)}}:
 						handed <- true
 					case <-done:
 						handed <- false

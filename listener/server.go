@@ -78,7 +78,7 @@ func (l *Listener) refuseNotSOCKS(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	defer func() {
 		if p := recover(); p != nil {
-			l.logPanic(c, p)
+			l.logPanic(remoteAddr(c), p)
 		}
 	}()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
