@@ -2,9 +2,7 @@ package listener
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks5"
@@ -127,94 +124,20 @@ func TestGuardDialerOtherDialer(t *testing.T) {
 	})
 }
 
-// dnsServer answers DNS over a stream (what Go's resolver speaks on a
-// connection that is not a PacketConn): the nth A query (from 0) for any
-// name gets answers[n], or the last of them; an AAAA query, none.
-type dnsServer struct {
-	mu      sync.Mutex
-	answers []netip.Addr
-	queries int
-	wg      sync.WaitGroup
-}
-
-// resolver returns a *net.Resolver that asks s.
-func (s *dnsServer) resolver(t *testing.T) *net.Resolver {
-	t.Cleanup(s.wg.Wait)
-	return &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
-		client, server := net.Pipe()
-		s.wg.Go(func() {
-			defer server.Close()
-			s.serve(server)
-		})
-		return client, nil
-	}}
-}
-
-func (s *dnsServer) serve(c net.Conn) {
-	for {
-		var n [2]byte
-		if _, err := io.ReadFull(c, n[:]); err != nil {
-			return
-		}
-		q := make([]byte, binary.BigEndian.Uint16(n[:]))
-		if _, err := io.ReadFull(c, q); err != nil {
-			return
-		}
-		resp, err := s.answer(q)
-		if err != nil {
-			return
-		}
-		if _, err := c.Write(binary.BigEndian.AppendUint16(nil, uint16(len(resp)))); err != nil {
-			return
-		}
-		if _, err := c.Write(resp); err != nil {
-			return
-		}
-	}
-}
-
-func (s *dnsServer) answer(query []byte) ([]byte, error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil {
-		return nil, err
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil, err
-	}
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true})
-	b.EnableCompression()
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
-	}
-	if err := b.Question(q); err != nil {
-		return nil, err
-	}
-	if err := b.StartAnswers(); err != nil {
-		return nil, err
-	}
-	if q.Type == dnsmessage.TypeA {
-		s.mu.Lock()
-		ip := s.answers[min(s.queries, len(s.answers)-1)]
-		s.queries++
-		s.mu.Unlock()
-		rh := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 1}
-		if err := b.AResource(rh, dnsmessage.AResource{A: ip.As4()}); err != nil {
-			return nil, err
-		}
-	}
-	return b.Finish()
-}
-
 func TestGuardDialerNetDialer(t *testing.T) {
 	echo := sockstest.Echo(t)
 	port := strconv.Itoa(echo.Port)
 	r := request("127.0.0.1:5000", "rebind.sockstap.test:"+port)
 
 	t.Run("rebinding", func(t *testing.T) {
-		dns := &dnsServer{answers: []netip.Addr{allowedIP, deniedIP}}
-		g := GuardDialer(&net.Dialer{Resolver: dns.resolver(t)}, noRebound)
+		// The name's first lookup gives the allowed address, the next
+		// ones the denied one.
+		dns := &rebinding{answers: [][]netip.Addr{{allowedIP}, {deniedIP}}}
+		resolver := sockstest.Resolver(t, func(string) ([]netip.Addr, bool) {
+			a, _ := dns.LookupNetIP(context.Background(), "ip4", "")
+			return a, true
+		})
+		g := GuardDialer(&net.Dialer{Resolver: resolver}, noRebound)
 		_, ok := g.(*net.Dialer)
 		require.True(t, ok, "a *net.Dialer stays one")
 		c, err := g.DialContext(withRequest(r), "tcp4", "rebind.sockstap.test:"+port)

@@ -1034,24 +1034,43 @@ func (c *writeHookConn) Write(p []byte) (int, error) {
 	return c.TCPConn.Write(p)
 }
 
+// TestPanicIsContained has the policy panic on a connection's goroutine,
+// for a connection of known address and for one whose wrapper does not
+// know it: the panic is logged, the connection closed, and the listener
+// goes on.
 func TestPanicIsContained(t *testing.T) {
 	echo := sockstest.Echo(t)
-	w := newWorld(t, &Config{Dialer: &net.Dialer{}, Policy: func(_ context.Context, r *Request) error {
+	cfg := &Config{Dialer: &net.Dialer{}, Policy: func(_ context.Context, r *Request) error {
 		if r.Target.Port == 1 {
 			panic("policy bug")
 		}
 		return nil
-	}})
-	c, _, err := w.connect5("127.0.0.1:1")
-	require.Error(t, err)
-	waitClosed(t, c)
-	rec := w.logs.Wait(t, sockstest.Key("msg", "socks panic"))
-	assert.Equal(t, "policy bug", rec["cause"])
+	}}
+	for _, tc := range []struct {
+		name   string
+		world  func(*testing.T, *Config) *world
+		client func(net.Conn) string
+	}{
+		{"known address", func(t *testing.T, c *Config) *world { return newWorld(t, c) }, func(c net.Conn) string { return c.LocalAddr().String() }},
+		{"nil address", nilWorld, func(net.Conn) string { return "unknown" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := tc.world(t, cfg)
+			c, _, err := w.connect5("127.0.0.1:1")
+			require.Error(t, err)
+			waitClosed(t, c)
+			rec := w.logs.Wait(t, sockstest.Key("msg", "socks panic"))
+			assert.Equal(t, "policy bug", rec["cause"])
+			assert.Equal(t, tc.client(c), rec["client"])
+			rec = w.logs.Wait(t, sockstest.Key("msg", "socks"))
+			assert.Equal(t, "fail", rec["decision"], "the session ends with its record")
 
-	c, _, err = w.connect5(echo.String())
-	require.NoError(t, err, "the listener goes on serving")
-	_, err = c.Write([]byte("ok"))
-	require.NoError(t, err)
+			c, _, err = w.connect5(echo.String())
+			require.NoError(t, err, "the listener goes on serving")
+			_, err = c.Write([]byte("ok"))
+			require.NoError(t, err)
+		})
+	}
 }
 
 func TestPolicyChoosesTheCode(t *testing.T) {

@@ -187,21 +187,6 @@ func TestNilAddresses(t *testing.T) {
 			noPanics(t, w)
 		})
 	}
-
-	t.Run("a panic on a handshake's goroutine", func(t *testing.T) {
-		w := nilWorld(t, &Config{Dialer: &net.Dialer{}, Policy: func(_ context.Context, r *Request) error {
-			if r.Target.Port == 1 {
-				panic("policy bug")
-			}
-			return nil
-		}})
-		c, _, err := w.connect5("127.0.0.1:1")
-		require.Error(t, err)
-		waitClosed(t, c)
-		rec := w.logs.Wait(t, sockstest.Key("msg", "socks panic"))
-		assert.Equal(t, "policy bug", rec["cause"])
-		assert.Equal(t, "unknown", rec["client"])
-	})
 }
 
 // TestPanicOnRelayGoroutine has a wrapper panic on one of a relay's own
