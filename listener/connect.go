@@ -124,6 +124,7 @@ func (s *session) relayEnded(res relay.Result) {
 	if !s.claim() {
 		return
 	}
+	s.t.closedAll() // the relay has closed both its ends
 	s.traffic.bytesUp.Store(res.Up)
 	s.traffic.bytesDown.Store(res.Down)
 	s.rec.Cause = res.Err

@@ -62,8 +62,21 @@ type tracked struct {
 	relaying bool     // guarded by the listener's mutex
 
 	mu        sync.Mutex
-	resources []io.Closer // a relay's target, a BIND listener, a UDP socket
-	closed    bool        // closeAll has run
+	resources []io.Closer  // a relay's target, a BIND listener, a UDP socket
+	first     [1]io.Closer // resources' first array: most sessions hold one at most
+	closed    bool         // closeAll has run
+	// connClosed reports that the connection and every resource are
+	// closed already (a relay closes its two ends): closing them again
+	// would only cost an error each.
+	connClosed bool
+}
+
+// closedAll tells t that its connection and its resources are closed:
+// a relay's end has closed them.
+func (t *tracked) closedAll() {
+	t.mu.Lock()
+	t.closed, t.resources, t.connClosed = true, nil, true
+	t.mu.Unlock()
 }
 
 // add holds r, a resource the connection's session opened, so that
@@ -73,6 +86,9 @@ type tracked struct {
 func (t *tracked) add(r io.Closer) bool {
 	t.mu.Lock()
 	if !t.closed {
+		if t.resources == nil {
+			t.resources = t.first[:0]
+		}
 		t.resources = append(t.resources, r)
 		t.mu.Unlock()
 		return true
@@ -87,6 +103,10 @@ func (t *tracked) add(r io.Closer) bool {
 // is recovered: the others are still closed.
 func (t *tracked) closeAll(keepConn bool) {
 	t.mu.Lock()
+	if t.closed && t.resources == nil && t.connClosed {
+		t.mu.Unlock()
+		return
+	}
 	t.closed = true
 	resources := t.resources
 	t.resources = nil

@@ -105,21 +105,27 @@ func (s *session) recoverPanic() {
 // and which recovers a panic: it logs it and ends the session, if f has
 // not, closing its connection and resources. relay.Start's spawn is this.
 func (s *session) spawn(f func()) {
-	s.l.wg.Go(func() {
-		defer func() {
-			p := recover()
-			if p == nil {
-				return
-			}
-			s.l.logPanic(remoteAddr(s.conn), p)
-			s.t.closeAll(s.kept)
-			if s.claim() {
-				s.rec.Cause = fmt.Errorf("panic: %v", p)
-				s.finishSafely()
-			}
-		}()
+	// Not wg.Go, whose closure would be a second one per goroutine.
+	s.l.wg.Add(1)
+	go func() {
+		defer s.l.wg.Done()
+		defer s.recoverSpawned()
 		f()
-	})
+	}()
+}
+
+// recoverSpawned is spawn's recover.
+func (s *session) recoverSpawned() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	s.l.logPanic(remoteAddr(s.conn), p)
+	s.t.closeAll(s.kept)
+	if s.claim() {
+		s.rec.Cause = fmt.Errorf("panic: %v", p)
+		s.finishSafely()
+	}
 }
 
 // rwPair is the stream a handshake runs on: reads through the read-ahead
