@@ -18,6 +18,13 @@ type Config struct {
 	// policy allows is tapped. The context of each dial carries the
 	// request ([FromContext]), so that a dialer can choose an egress
 	// address or an upstream per user or per client.
+	//
+	// Where the policy is asked again at dial time (with a Policy of the
+	// program's; with the built-in one, for a name asked by a client not
+	// on loopback), the dial goes through [GuardDialer]: a dialer that is
+	// not a *net.Dialer is then given the address the listener resolved
+	// and the policy allowed, not the name, even one that would send
+	// names on to an upstream proxy.
 	Dialer proxy.ContextDialer
 
 	// Tap decides which CONNECT streams the program serves itself: true

@@ -26,6 +26,33 @@ type command struct {
 // each, whose serve function lives in a file of its own, named after it.
 // A command missing from it, not enabled, or not of the request's version
 // is answered "command not supported" (SOCKS5 0x07, SOCKS4 91).
+//
+// A command is added with a file (bind.go, say) holding its serve
+// function, an entry here, and the Config field that enables it (nil or
+// false: off), read by the entry's enabled. By the time serve runs, the
+// request is the session's (s.req), the policy has allowed it, and the
+// client's bytes read ahead are in s.rd, over s.data. Serve then:
+//
+//   - answers with s.reply(err, bound): nil for success, or the error
+//     whose code is sent; as many times as the command answers (BIND:
+//     once listening, once the peer has come);
+//   - holds what it opens with s.t.add(closer), so that the session's
+//     end, Close and Shutdown close it; add reports false (and closes it)
+//     when the connection is closed already;
+//   - marks a session that moves data for long with
+//     s.l.startRelay(s.t), so that Shutdown waits for it;
+//   - asks the policy about what the request did not name (BIND's peer,
+//     a UDP datagram's destination) with s.l.policy and DialedIP set,
+//     and dials through s.l.relayDialer (GuardDialer) with the request
+//     in the context (NewContext);
+//   - starts its goroutines with s.spawn, which recovers a panic and
+//     ends the session;
+//   - counts what it moves in s.traffic (atomic: bytes and datagrams,
+//     each way), and sets s.rec.Decision (DecisionBind,
+//     DecisionAssociate, DecisionResolve...);
+//   - ends the session once: s.end() (or s.claim() then s.finish() when
+//     two goroutines may end it at once), s.refuse(err, reason) to
+//     answer a refusal and end, s.fail(cause) after a reply has gone.
 var commandTable = map[socks5.Command]command{
 	socks5.CmdConnect: {socks4: true, serve: (*session).connect},
 }

@@ -103,7 +103,7 @@ func (t *tracked) add(r io.Closer) bool {
 // is recovered: the others are still closed.
 func (t *tracked) closeAll(keepConn bool) {
 	t.mu.Lock()
-	if t.closed && t.resources == nil && t.connClosed {
+	if t.connClosed {
 		t.mu.Unlock()
 		return
 	}
@@ -211,7 +211,8 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Close stops the listener at once: it closes the wrapped listener and
 // every connection the listener holds (handshakes, relays, connections not
-// yet accepted), and returns once all of the listener's goroutines have
+// yet accepted), with every resource their sessions opened (a relay's
+// target, say), and returns once all of the listener's goroutines have
 // ended. Connections Accept has returned are the program's and stay open.
 func (l *Listener) Close() error {
 	err := l.stop(net.ErrClosed)
@@ -222,8 +223,9 @@ func (l *Listener) Close() error {
 }
 
 // Shutdown stops the listener gracefully: it closes the wrapped listener
-// and the connections that are not relays, then waits for the relays to
-// end. When ctx ends first, it closes them and returns ctx's error.
+// and the connections that are not relays, with what their sessions
+// opened, then waits for the relays to end. When ctx ends first, it closes
+// them and returns ctx's error.
 func (l *Listener) Shutdown(ctx context.Context) error {
 	err := l.stop(net.ErrClosed)
 	l.closeConns(false)
