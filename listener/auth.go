@@ -232,10 +232,6 @@ func (g *authGuard) guardMethods(methods []socks5.ServerMethod) []socks5.ServerM
 		case socks5.UserPassServer:
 			out[i] = socks5.UserPassServer{Check: g.check(m.Check)}
 		case *socks5.UserPassServer:
-			if m == nil { // a careless Config: its handshakes fail, and are recovered
-				out[i] = m
-				continue
-			}
 			out[i] = socks5.UserPassServer{Check: g.check(m.Check)}
 		default:
 			out[i] = guardedMethod{m, g}

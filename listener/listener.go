@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -127,7 +128,9 @@ func closeQuietly(c io.Closer) {
 
 // Wrap returns a listener that accepts on ln and serves SOCKS 4, 4a and 5
 // clients as cfg says; a nil cfg is the zero Config. It starts serving at
-// once. Closing the returned listener closes ln.
+// once. Closing the returned listener closes ln. A nil method in
+// cfg.Methods is a mistake Wrap panics on, rather than serve clients the
+// program did not mean to.
 func Wrap(ln net.Listener, cfg *Config) *Listener {
 	return wrap(ln, cfg, nil)
 }
@@ -147,7 +150,12 @@ func wrap(ln net.Listener, cfg *Config, setup func(*Listener)) *Listener {
 	// One rule, the handshake's: no methods, nil or empty, offer
 	// "no authentication" only.
 	l.authRequired = len(l.cfg.Methods) > 0
-	for _, m := range l.cfg.Methods {
+	for i, m := range l.cfg.Methods {
+		if v := reflect.ValueOf(m); !v.IsValid() || v.Kind() == reflect.Pointer && v.IsNil() {
+			// Leaving it out would change who may connect: better say so
+			// now than serve the wrong clients.
+			panic(fmt.Sprintf("listener: Config.Methods[%d] is nil", i))
+		}
 		if m.Method() == 0 {
 			l.authRequired = false
 		}

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -104,5 +105,21 @@ func TestEmptyMethodsAreNil(t *testing.T) {
 			_, err = io.ReadFull(c, make([]byte, 1))
 			require.NoError(t, err)
 		})
+	}
+}
+
+// TestNilMethod: a nil method is a mistake Wrap says so about, rather
+// than serve clients the program did not mean to.
+func TestNilMethod(t *testing.T) {
+	for i, methods := range [][]socks5.ServerMethod{
+		{nil},
+		{socks5.NoAuth{}, (*socks5.UserPassServer)(nil)},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		assert.PanicsWithValue(t, fmt.Sprintf("listener: Config.Methods[%d] is nil", i), func() {
+			Wrap(ln, &Config{Methods: methods})
+		})
+		ln.Close()
 	}
 }
