@@ -15,7 +15,16 @@ import (
 type Config struct {
 	// Dialer relays CONNECT requests to their targets. Nil means no
 	// relaying: the program owns the port, and every CONNECT that the
-	// policy allows is tapped.
+	// policy allows is tapped. The context of each dial carries the
+	// request ([FromContext]), so that a dialer can choose an egress
+	// address or an upstream per user or per client.
+	//
+	// Where the policy is asked again at dial time (with a Policy of the
+	// program's; with the built-in one, for a name asked by a client not
+	// on loopback), the dial goes through [GuardDialer]: a dialer that is
+	// not a *net.Dialer is then given the address the listener resolved
+	// and the policy allowed, not the name, even one that would send
+	// names on to an upstream proxy.
 	Dialer proxy.ContextDialer
 
 	// Tap decides which CONNECT streams the program serves itself: true
@@ -37,10 +46,16 @@ type Config struct {
 	Tap func(r *Request, peek func(n int) []byte) bool
 
 	// Methods are the SOCKS5 authentication methods offered, in order of
-	// preference. Nil offers [socks5.NoAuth] only. When the methods do not
-	// include [socks5.AuthNone] and Policy is nil, SOCKS4 clients, which
-	// cannot authenticate, are refused.
+	// preference. No methods, nil or an empty slice alike, offer
+	// [socks5.NoAuth] only. Authentication is required when there are
+	// methods and none of them is [socks5.AuthNone]: then, with no
+	// Policy, clients that did not authenticate are refused, SOCKS4
+	// clients among them, which cannot.
 	Methods []socks5.ServerMethod
+
+	// AuthLimit is the brake on password guessing; the zero value is the
+	// default brake, on. See [AuthLimit].
+	AuthLimit AuthLimit
 
 	// Policy decides which requests are served; nil is [DefaultPolicy].
 	Policy Policy
@@ -68,10 +83,44 @@ type Config struct {
 	IdleTimeout time.Duration
 
 	// MaxHandshakes limits the SOCKS handshakes under way at once, and
-	// MaxHandshakesPerClient those from one client IP address: a
-	// connection over a limit is closed as soon as it is seen to be SOCKS.
-	// Zero means 1024 and 64; a negative value, no limit.
+	// MaxHandshakesPerClient the slow ones from one client (an IPv4
+	// address, or an IPv6 /64). Zero means 1024 and 64; a negative value,
+	// no limit. The limits shed the stalled, never the fast:
+	//
+	//   - A new handshake is never refused: it has just sent its first
+	//     byte, and may be quick. When it takes the handshakes under way
+	//     over MaxHandshakes, the listener closes the one that has been
+	//     silent longest (read no byte for the longest time). A
+	//     handshake that is making progress is closed only once every
+	//     handshake under way has made progress more recently than
+	//     it has, which a stalled client cannot do.
+	//   - A handshake counts against MaxHandshakesPerClient once it is
+	//     slow: under way for HandshakeGrace without reaching its
+	//     request. When a new handshake comes from a client that holds
+	//     more slow ones than the limit, the listener closes the longest
+	//     silent of those, down to the limit. Quick handshakes do not
+	//     count, so a burst of hundreds from one address (a browser, a
+	//     crawler behind proxychains, the local users of one host, who
+	//     all come from 127.0.0.1) is served whole, whatever another
+	//     client at the same address holds.
+	//
+	// This is sshd's MaxStartups and PerSourceMaxStartups turned round:
+	// sshd, which cannot tell a stalled connection from a quick one,
+	// drops new ones at random once too many are unauthenticated, and so
+	// drops quick clients with the stalled; the listener sees which
+	// handshakes read nothing, and sheds those. A closed handshake is
+	// logged with the decision "drop", at Debug level.
+	//
+	// Each handshake under way holds a goroutine (a few KiB of stack), a
+	// read-ahead buffer of 512 bytes, and, for SOCKS4, a request buffer
+	// that grows to at most socks4.MaxRequestLen (4,361) bytes for a long
+	// user id: at most some 10 KiB, or 10 MiB for 1024 handshakes.
 	MaxHandshakes, MaxHandshakesPerClient int
+
+	// HandshakeGrace is how long a handshake may be under way before it
+	// counts against MaxHandshakesPerClient. Zero means 2 seconds: an
+	// ordinary client, even over a slow link, reaches its request sooner.
+	HandshakeGrace time.Duration
 
 	// MaxConns limits the connections the listener holds at once: being
 	// sniffed, in a SOCKS handshake, relayed, or waiting for Accept. A
@@ -79,9 +128,21 @@ type Config struct {
 	// or negative means no limit.
 	MaxConns int
 
-	// Logger receives a record for each SOCKS connection. Nil means
+	// Logger receives a record for each SOCKS session, with the keys
+	// client, user, version, cmd, target, decision, reason, reply,
+	// bytes_up, bytes_down, datagrams_up, datagrams_down (when not
+	// zero), duration and cause, and a record for each panic a goroutine
+	// of the listener's recovered ("socks panic"). Nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// OnRecord, when not nil, receives each SOCKS session's [Record] as
+	// the session ends, once per session, on the goroutine that ends it,
+	// after the log record is written: for a program to count, bill or
+	// alert. It should return quickly, for it holds that goroutine; a
+	// panic in it is recovered and logged. The Record is the hook's to
+	// keep.
+	OnRecord func(*Record)
 }
 
 // Defaults.
@@ -93,6 +154,7 @@ const (
 	DefaultIdleTimeout            = 10 * time.Minute
 	DefaultMaxHandshakes          = 1024
 	DefaultMaxHandshakesPerClient = 64
+	DefaultHandshakeGrace         = 2 * time.Second
 )
 
 // withDefaults returns a copy of c with every unset field at its default.
@@ -111,6 +173,7 @@ func (c *Config) withDefaults() Config {
 	def(&d.PeekTimeout, DefaultPeekTimeout)
 	def(&d.DialTimeout, DefaultDialTimeout)
 	def(&d.IdleTimeout, DefaultIdleTimeout)
+	def(&d.HandshakeGrace, DefaultHandshakeGrace)
 	if d.MaxHandshakes == 0 {
 		d.MaxHandshakes = DefaultMaxHandshakes
 	}

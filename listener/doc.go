@@ -22,12 +22,23 @@
 // Config.Tap peeks at the stream's first bytes, the answer goes before the
 // peek, since a client sends nothing through a tunnel not yet open.
 //
+// Every request goes the same way, whatever its command: the listener
+// checks that the request's version has the command and that the
+// listener serves it (otherwise "command not supported": SOCKS5 0x07,
+// SOCKS4 91), asks the policy once, then serves the command. A relay asks
+// the policy again at dial time, about the address it connects to
+// ([GuardDialer]).
+//
 // Safe by default: with no Config, only clients on loopback are served,
 // every CONNECT is tapped (nothing is relayed without a Dialer), and
 // commands other than CONNECT are answered "command not supported".
+// Handshakes that stall are shed before quick ones are refused, and
+// password guessing is braked ([AuthLimit]).
 //
-// Each SOCKS connection ends with one log/slog record, with the keys
-// client, user, version, cmd, target, decision (relay, tap, deny, fail),
-// reason, reply, bytes_up, bytes_down, duration and cause. No credential is
-// ever logged.
+// Each SOCKS session ends in one place, with one [Record]: its log/slog
+// record, with the keys client, user, version, cmd, target, decision
+// (relay, tap, deny, fail, drop), reason, reply, bytes_up, bytes_down,
+// datagrams_up and datagrams_down (when not zero), duration and cause, is
+// written from it, and Config.OnRecord receives it. No credential is ever
+// logged.
 package listener

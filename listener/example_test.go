@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -130,4 +131,63 @@ func ExampleRules() {
 	// example.com:22: denied: no rule matched
 	// 169.254.169.254:80: denied: metadata service
 	// example.com:22: <nil>
+}
+
+// A program counts what its SOCKS clients moved, from the session records,
+// without parsing logs.
+func ExampleRecord() {
+	target, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer target.Close()
+	go func() {
+		c, err := target.Accept()
+		if err != nil {
+			return
+		}
+		io.WriteString(c, "hello from the target\n")
+		c.Close()
+	}()
+
+	records := make(chan *listener.Record, 1)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	l := listener.Wrap(ln, &listener.Config{
+		Dialer:   &net.Dialer{},
+		Logger:   slog.New(slog.DiscardHandler),
+		OnRecord: func(r *listener.Record) { records <- r },
+	})
+	defer l.Close()
+
+	c, _ := net.Dial("tcp", l.Addr().String())
+	dst, _ := socks5.ParseAddr(target.Addr().String())
+	if _, _, err := socks5.ClientHandshake(context.Background(), c, socks5.Request{Command: socks5.CmdConnect, Addr: dst}); err != nil {
+		panic(err)
+	}
+	io.ReadAll(c)
+	c.Close()
+
+	r := <-records
+	fmt.Println(r.Decision, r.Request.CommandString(), r.Reply, r.BytesDown, "bytes down")
+	// Output:
+	// relay CONNECT succeeded 22 bytes down
+}
+
+// An HTTP gateway that dials for SOCKS clients checks the policy about the
+// very address it connects to: a name that resolves to the proxy's own
+// host is refused to a client from elsewhere, however it resolved when the
+// request came.
+func ExampleGuardDialer() {
+	d := listener.GuardDialer(&net.Dialer{}, listener.DefaultPolicy)
+
+	req := &listener.Request{
+		Version:       5,
+		Command:       socks5.CmdConnect,
+		Target:        socks5.Addr{Name: "localhost", Port: 22},
+		Client:        &net.TCPAddr{IP: net.ParseIP("198.51.100.7"), Port: 40000},
+		User:          "alice",
+		Authenticated: true,
+	}
+	_, err := d.DialContext(listener.NewContext(context.Background(), req), "tcp4", "localhost:22")
+	var denial *listener.Denial
+	fmt.Println(errors.As(err, &denial))
+	// Output:
+	// true
 }

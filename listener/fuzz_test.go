@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -56,8 +57,15 @@ func (l *pipeListener) dial() net.Conn {
 	return client
 }
 
-// pipeDialer dials in-memory echo servers.
+// pipeDialer dials in-memory echo servers. It resolves every name to a
+// documentation address, in memory: the listener resolves names for a
+// dialer that is not a *net.Dialer (GuardDialer), and a fuzz target
+// touches no network.
 type pipeDialer struct{ wg *sync.WaitGroup }
+
+func (pipeDialer) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, nil
+}
 
 func (d pipeDialer) DialContext(ctx context.Context, _, addr string) (net.Conn, error) {
 	if a, err := socks5.ParseAddr(addr); err == nil && a.Port == 1 {
@@ -85,6 +93,8 @@ func FuzzServe(f *testing.F) {
 		{4, 1, 0, 80, 127, 0, 0, 1, 'f', 'r', 'e', 'd', 0, 'G', 'E', 'T', ' ', '/'},
 		{4, 1, 0, 80, 0, 0, 0, 1, 0, 'e', 'x', '.', 't', 'e', 's', 't', 0},
 		{4, 2, 0, 1, 1, 2, 3, 4, 0},
+		{4, 3, 0, 80, 127, 0, 0, 1, 0},         // a SOCKS4 code SOCKS4 does not have
+		{5, 1, 2, 1, 0, 4, 'p', 'a', 's', 's'}, // RFC 1929 with an empty username
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
 		{5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 1},
 		{5, 0},

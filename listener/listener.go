@@ -3,8 +3,12 @@ package listener
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"reflect"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -22,11 +26,14 @@ type Listener struct {
 	ln  net.Listener
 	cfg Config
 
-	authRequired bool // the SOCKS5 methods do not include "no authentication"
-	methodsWait  bool // a SOCKS5 method other than socks5.NoAuth, which may wait on its context
-	relayDialer  proxy.ContextDialer
+	authRequired bool                       // the SOCKS5 methods do not include "no authentication"
+	methodsWait  bool                       // a SOCKS5 method other than socks5.NoAuth, which may wait on its context
+	methods      []socks5.ServerMethod      // Config.Methods under the brake on guessing
+	auth         *authGuard                 // the brake; nil when off
+	relayDialer  proxy.ContextDialer        // Config.Dialer under the dial-time policy check (GuardDialer)
+	commands     map[socks5.Command]command // the commands served: Config's choice from the table
 
-	ready chan net.Conn // connections for Accept
+	ready chan *tracked // connections for Accept
 
 	// ctx ends when the listener stops serving (Close or Shutdown): it
 	// bounds handshakes, policy calls and dials. relayCtx ends when relays
@@ -37,36 +44,118 @@ type Listener struct {
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by stop: Accept returns acceptErr
 
-	mu         sync.Mutex
-	acceptErr  error
-	conns      map[*tracked]struct{}
-	handshakes int
-	perClient  map[netip.Addr]int
+	epoch time.Time // the start of the handshake limits' clock
+
+	mu        sync.Mutex
+	acceptErr error
+	conns     map[*tracked]struct{}
+	hs        handshakes         // under way
+	perClient map[netip.Addr]int // handshakes under way by clientKey
 
 	wg sync.WaitGroup // the accept loop and every connection's goroutine
 }
 
-// tracked is a connection the listener holds.
+// tracked is a connection the listener holds, with every resource its
+// session opened: Close and Shutdown close them all.
 type tracked struct {
 	conn     net.Conn
-	target   net.Conn // the relay's other end, once dialed
-	relaying bool
+	out      net.Conn // what Accept returns, when the connection is handed over
+	relaying bool     // guarded by the listener's mutex
+
+	mu        sync.Mutex
+	resources []io.Closer  // a relay's target, a BIND listener, a UDP socket
+	first     [1]io.Closer // resources' first array: most sessions hold one at most
+	closed    bool         // closeAll has run
+	// connClosed reports that the connection and every resource are
+	// closed already (a relay closes its two ends): closing them again
+	// would only cost an error each.
+	connClosed bool
+}
+
+// closedAll tells t that its connection and its resources are closed:
+// a relay's end has closed them.
+func (t *tracked) closedAll() {
+	t.mu.Lock()
+	t.closed, t.resources, t.connClosed = true, nil, true
+	t.mu.Unlock()
+}
+
+// add holds r, a resource the connection's session opened, so that
+// closing the connection (the session's end, Close, Shutdown) closes r
+// too. It reports false, having closed r, when the connection is closed
+// already: the session must then give up.
+func (t *tracked) add(r io.Closer) bool {
+	t.mu.Lock()
+	if !t.closed {
+		if t.resources == nil {
+			t.resources = t.first[:0]
+		}
+		t.resources = append(t.resources, r)
+		t.mu.Unlock()
+		return true
+	}
+	t.mu.Unlock()
+	closeQuietly(r)
+	return false
+}
+
+// closeAll closes the connection, unless keepConn (it is the program's
+// now), and every resource it holds. A Close that panics (a wrapper's)
+// is recovered: the others are still closed.
+func (t *tracked) closeAll(keepConn bool) {
+	t.mu.Lock()
+	if t.connClosed {
+		t.mu.Unlock()
+		return
+	}
+	t.closed = true
+	resources := t.resources
+	t.resources = nil
+	t.mu.Unlock()
+	if !keepConn {
+		closeQuietly(t.conn)
+	}
+	for _, r := range resources {
+		closeQuietly(r)
+	}
+}
+
+// closeQuietly closes c, and recovers a panic in its Close.
+func closeQuietly(c io.Closer) {
+	defer func() { recover() }()
+	c.Close()
 }
 
 // Wrap returns a listener that accepts on ln and serves SOCKS 4, 4a and 5
 // clients as cfg says; a nil cfg is the zero Config. It starts serving at
-// once. Closing the returned listener closes ln.
+// once. Closing the returned listener closes ln. A nil method in
+// cfg.Methods is a mistake Wrap panics on, rather than serve clients the
+// program did not mean to.
 func Wrap(ln net.Listener, cfg *Config) *Listener {
+	return wrap(ln, cfg, nil)
+}
+
+// wrap is Wrap, with setup (when not nil) run on the listener before it
+// starts serving: for tests.
+func wrap(ln net.Listener, cfg *Config, setup func(*Listener)) *Listener {
 	l := &Listener{
 		ln:        ln,
 		cfg:       cfg.withDefaults(),
-		ready:     make(chan net.Conn),
+		ready:     make(chan *tracked),
+		epoch:     time.Now(),
 		stopped:   make(chan struct{}),
 		conns:     make(map[*tracked]struct{}),
 		perClient: make(map[netip.Addr]int),
 	}
-	l.authRequired = l.cfg.Methods != nil
-	for _, m := range l.cfg.Methods {
+	// One rule, the handshake's: no methods, nil or empty, offer
+	// "no authentication" only.
+	l.authRequired = len(l.cfg.Methods) > 0
+	for i, m := range l.cfg.Methods {
+		if v := reflect.ValueOf(m); !v.IsValid() || v.Kind() == reflect.Pointer && v.IsNil() {
+			// Leaving it out would change who may connect: better say so
+			// now than serve the wrong clients.
+			panic(fmt.Sprintf("listener: Config.Methods[%d] is nil", i))
+		}
 		if m.Method() == 0 {
 			l.authRequired = false
 		}
@@ -74,28 +163,55 @@ func Wrap(ln net.Listener, cfg *Config) *Listener {
 			l.methodsWait = true
 		}
 	}
-	if l.cfg.Dialer != nil {
-		l.relayDialer = l.dialer()
+	l.methods = l.cfg.Methods
+	if l.methodsWait && !l.cfg.AuthLimit.off() {
+		l.auth = newAuthGuard(l.cfg.AuthLimit, l.cfg.Logger, l.now)
+		l.methods = l.auth.guardMethods(l.cfg.Methods)
 	}
+	if l.cfg.Dialer != nil {
+		l.relayDialer = GuardDialer(l.cfg.Dialer, l.policy)
+	}
+	l.commands = l.cfg.commands(commandTable)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.relayCtx, l.cancelRelay = context.WithCancel(context.Background())
+	if setup != nil {
+		setup(l)
+	}
 	l.wg.Go(l.serve)
 	return l
 }
 
 // Accept waits for and returns the next connection that is the program's
 // to serve: one that is not SOCKS, or a tapped SOCKS stream; both are
-// [*Conn]s. After Close or Shutdown it returns [net.ErrClosed]; when the
-// wrapped listener fails for good, its error.
+// [*Conn]s. Once Close or Shutdown has begun it returns [net.ErrClosed],
+// always, and closes a connection that was on its way; when the wrapped
+// listener fails for good, its error.
 func (l *Listener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ready:
-		return c, nil
-	case <-l.stopped:
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return nil, l.acceptErr
+	// select picks at random among ready cases: the stop is looked at
+	// first, and again once a connection has come.
+	if l.isStopped() {
+		return nil, l.stopErr()
 	}
+	select {
+	case t := <-l.ready:
+		// The connection is the program's from here: the listener lets
+		// go of it before it can be closed as one of its own.
+		l.untrack(t)
+		if l.isStopped() {
+			t.out.Close()
+			return nil, l.stopErr()
+		}
+		return t.out, nil
+	case <-l.stopped:
+		return nil, l.stopErr()
+	}
+}
+
+// stopErr is what Accept returns once the listener has stopped.
+func (l *Listener) stopErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acceptErr
 }
 
 // Addr returns the wrapped listener's address.
@@ -103,7 +219,8 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Close stops the listener at once: it closes the wrapped listener and
 // every connection the listener holds (handshakes, relays, connections not
-// yet accepted), and returns once all of the listener's goroutines have
+// yet accepted), with every resource their sessions opened (a relay's
+// target, say), and returns once all of the listener's goroutines have
 // ended. Connections Accept has returned are the program's and stay open.
 func (l *Listener) Close() error {
 	err := l.stop(net.ErrClosed)
@@ -114,8 +231,9 @@ func (l *Listener) Close() error {
 }
 
 // Shutdown stops the listener gracefully: it closes the wrapped listener
-// and the connections that are not relays, then waits for the relays to
-// end. When ctx ends first, it closes them and returns ctx's error.
+// and the connections that are not relays, with what their sessions
+// opened, then waits for the relays to end. When ctx ends first, it closes
+// them and returns ctx's error.
 func (l *Listener) Shutdown(ctx context.Context) error {
 	err := l.stop(net.ErrClosed)
 	l.closeConns(false)
@@ -149,19 +267,19 @@ func (l *Listener) stop(err error) (closeErr error) {
 	return closeErr
 }
 
-// closeConns closes the connections the listener holds: all of them, or
-// all but the relays.
+// closeConns closes the connections the listener holds, and their
+// resources: all of them, or all but the relays.
 func (l *Listener) closeConns(relays bool) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	var closing []*tracked
 	for t := range l.conns {
-		if t.relaying && !relays {
-			continue
+		if !t.relaying || relays {
+			closing = append(closing, t)
 		}
-		t.conn.Close()
-		if t.target != nil {
-			t.target.Close()
-		}
+	}
+	l.mu.Unlock()
+	for _, t := range closing {
+		t.closeAll(false)
 	}
 }
 
@@ -174,8 +292,15 @@ func (l *Listener) isStopped() bool {
 	}
 }
 
-// serve is the accept loop.
+// serve is the accept loop. A panic in it (in the wrapped listener's
+// Accept, say) stops the listener: Accept then returns a [*PanicError].
 func (l *Listener) serve() {
+	defer func() {
+		if p := recover(); p != nil {
+			l.logPanic(nil, p)
+			l.stop(&PanicError{Value: p})
+		}
+	}()
 	var backoff time.Duration
 	for {
 		c, err := l.ln.Accept()
@@ -206,6 +331,16 @@ func (l *Listener) serve() {
 		}
 		l.wg.Go(func() { l.handle(t) })
 	}
+}
+
+// PanicError is what Accept returns once the accept loop has recovered a
+// panic, which stops the listener.
+type PanicError struct {
+	Value any // what was passed to panic
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("listener: panic in the accept loop: %v", e.Value)
 }
 
 // temporary reports whether an accept error may pass: descriptors or
@@ -239,49 +374,64 @@ func (l *Listener) untrack(t *tracked) {
 	l.mu.Unlock()
 }
 
-// startHandshake counts a SOCKS handshake from ip, or reports false when a
-// limit is reached. endHandshake ends what it counted.
-func (l *Listener) startHandshake(ip netip.Addr) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.cfg.MaxHandshakes > 0 && l.handshakes >= l.cfg.MaxHandshakes ||
-		l.cfg.MaxHandshakesPerClient > 0 && l.perClient[ip] >= l.cfg.MaxHandshakesPerClient {
-		return false
-	}
-	l.handshakes++
-	l.perClient[ip]++
-	return true
-}
-
-func (l *Listener) endHandshake(ip netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.handshakes--
-	if l.perClient[ip]--; l.perClient[ip] <= 0 {
-		delete(l.perClient, ip)
-	}
-}
-
-// startRelay marks t as a relay to target, or reports false when relays
-// are being closed.
-func (l *Listener) startRelay(t *tracked, target net.Conn) bool {
+// startRelay marks t as a relay, which Shutdown lets run to its end, or
+// reports false when relays are being closed. A session that moves data
+// for long (CONNECT's relay, a UDP association) is one.
+func (l *Listener) startRelay(t *tracked) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.relayCtx.Err() != nil {
 		return false
 	}
-	t.target = target
 	t.relaying = true
 	return true
 }
 
-// deliver hands c to Accept, or closes it when the listener stops first.
-func (l *Listener) deliver(c net.Conn) bool {
+// deliver hands c, t's connection as the program sees it, to Accept, or
+// closes it when the listener stops first. Once delivered, c is the
+// program's: Accept lets go of t.
+func (l *Listener) deliver(t *tracked, c net.Conn) bool {
+	t.out = c
+	if l.isStopped() {
+		c.Close()
+		return false
+	}
 	select {
-	case l.ready <- c:
+	case l.ready <- t:
 		return true
 	case <-l.stopped:
 		c.Close()
 		return false
 	}
+}
+
+// addrString is a's String, or "unknown" for a nil address, which a
+// net.Conn returns for an address it does not know.
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "unknown"
+	}
+	return a.String()
+}
+
+// logPanic logs a panic recovered on one of the listener's goroutines,
+// serving client (nil for the accept loop's, or when unknown). A Logger
+// that panics in turn is ignored: a goroutine that recovers must not
+// panic again.
+func (l *Listener) logPanic(client net.Addr, p any) {
+	defer func() { recover() }()
+	l.cfg.Logger.Error("socks panic", "client", addrString(client),
+		"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
+}
+
+// remoteAddr is c's RemoteAddr, or nil when that panics: for the paths
+// that recover a panic, which must not panic again.
+func remoteAddr(c net.Conn) (a net.Addr) {
+	defer func() { recover() }()
+	return c.RemoteAddr()
+}
+
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
 }

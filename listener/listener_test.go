@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sockstap/sockstap/internal/peek"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks4"
 	"github.com/sockstap/sockstap/socks5"
@@ -776,21 +777,31 @@ func TestLimits(t *testing.T) {
 		second := w.dial()
 		_, err = second.Write([]byte{5, 1, 0})
 		require.NoError(t, err)
-		assert.Empty(t, waitClosed(t, second), "closed at once, unanswered")
-		w.logs.Wait(t, sockstest.Key("reason", "too many handshakes"))
+		assert.Empty(t, waitClosed(t, first), "the stalled handshake is shed, unanswered")
+		got := make([]byte, 2)
+		_, err = io.ReadFull(second, got)
+		require.NoError(t, err)
+		assert.Equal(t, []byte{5, 0}, got, "the new one is served")
+		w.logs.Wait(t, sockstest.Key("decision", "drop"))
 	})
 	t.Run("handshakes per client", func(t *testing.T) {
-		w := newWorld(t, &Config{MaxHandshakesPerClient: 2})
-		for range 2 {
+		w := newWorld(t, &Config{MaxHandshakesPerClient: 2, HandshakeGrace: time.Nanosecond})
+		var stalled []*net.TCPConn
+		for range 3 {
 			c := w.dial()
 			_, err := c.Write([]byte{4})
 			require.NoError(t, err)
+			stalled = append(stalled, c)
+			require.Eventually(t, func() bool { return w.l.handshakeCount() == len(stalled) }, sockstest.Timeout, time.Millisecond)
 		}
-		require.Eventually(t, func() bool { return w.l.handshakeCount() == 2 }, sockstest.Timeout, time.Millisecond)
-		third := w.dial()
-		_, err := third.Write([]byte{5, 1, 0})
+		fourth := w.dial()
+		_, err := fourth.Write([]byte{5, 1, 0})
 		require.NoError(t, err)
-		assert.Empty(t, waitClosed(t, third))
+		assert.Empty(t, waitClosed(t, stalled[0]), "three slow ones: the first is shed")
+		got := make([]byte, 2)
+		_, err = io.ReadFull(fourth, got)
+		require.NoError(t, err)
+		assert.Equal(t, []byte{5, 0}, got)
 	})
 	t.Run("connections overall", func(t *testing.T) {
 		w := newWorld(t, &Config{MaxConns: 1, SniffTimeout: time.Minute})
@@ -810,7 +821,7 @@ func TestLimits(t *testing.T) {
 func (l *Listener) handshakeCount() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.handshakes
+	return l.hs.n
 }
 
 func (l *Listener) connCount() int {
@@ -866,6 +877,52 @@ func TestAcceptAfterClose(t *testing.T) {
 	assert.ErrorIs(t, err, net.ErrClosed)
 	_, err = net.Dial("tcp", ln.Addr().String())
 	assert.Error(t, err, "the wrapped listener is closed")
+}
+
+// TestAcceptAfterStopPrefersTheStop checks that once Close or Shutdown has
+// begun, Accept returns net.ErrClosed even when a connection is ready for
+// it: select chooses at random between ready cases, so Accept must look
+// at the stop first. Each round hands Accept a connection from a goroutine
+// that, unlike the listener's own, did not see the stop.
+func TestAcceptAfterStopPrefersTheStop(t *testing.T) {
+	for _, stop := range []struct {
+		name string
+		stop func(*Listener) error
+	}{
+		{"Close", (*Listener).Close},
+		{"Shutdown", func(l *Listener) error { return l.Shutdown(context.Background()) }},
+	} {
+		t.Run(stop.name, func(t *testing.T) {
+			for i := range 100 {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				require.NoError(t, err)
+				l := Wrap(ln, nil)
+				c1, c2 := net.Pipe()
+				done := make(chan struct{})
+				handed := make(chan bool, 1)
+				go func() {
+					select {
+					case l.ready <- &tracked{conn: c1, out: &Conn{Conn: peek.NewConn(c1, nil)}}:
+						handed <- true
+					case <-done:
+						handed <- false
+					}
+				}()
+				require.NoError(t, stop.stop(l))
+				got, err := l.Accept()
+				close(done)
+				if <-handed {
+					require.NotNil(t, got, "round %d: the connection went somewhere", i)
+				}
+				if got != nil {
+					got.Close()
+				}
+				c1.Close()
+				c2.Close()
+				require.ErrorIs(t, err, net.ErrClosed, "round %d: Accept after %s", i, stop.name)
+			}
+		})
+	}
 }
 
 func TestShutdown(t *testing.T) {
@@ -977,24 +1034,43 @@ func (c *writeHookConn) Write(p []byte) (int, error) {
 	return c.TCPConn.Write(p)
 }
 
+// TestPanicIsContained has the policy panic on a connection's goroutine,
+// for a connection of known address and for one whose wrapper does not
+// know it: the panic is logged, the connection closed, and the listener
+// goes on.
 func TestPanicIsContained(t *testing.T) {
 	echo := sockstest.Echo(t)
-	w := newWorld(t, &Config{Dialer: &net.Dialer{}, Policy: func(_ context.Context, r *Request) error {
+	cfg := &Config{Dialer: &net.Dialer{}, Policy: func(_ context.Context, r *Request) error {
 		if r.Target.Port == 1 {
 			panic("policy bug")
 		}
 		return nil
-	}})
-	c, _, err := w.connect5("127.0.0.1:1")
-	require.Error(t, err)
-	waitClosed(t, c)
-	rec := w.logs.Wait(t, sockstest.Key("msg", "socks panic"))
-	assert.Equal(t, "policy bug", rec["cause"])
+	}}
+	for _, tc := range []struct {
+		name   string
+		world  func(*testing.T, *Config) *world
+		client func(net.Conn) string
+	}{
+		{"known address", func(t *testing.T, c *Config) *world { return newWorld(t, c) }, func(c net.Conn) string { return c.LocalAddr().String() }},
+		{"nil address", nilWorld, func(net.Conn) string { return "unknown" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := tc.world(t, cfg)
+			c, _, err := w.connect5("127.0.0.1:1")
+			require.Error(t, err)
+			waitClosed(t, c)
+			rec := w.logs.Wait(t, sockstest.Key("msg", "socks panic"))
+			assert.Equal(t, "policy bug", rec["cause"])
+			assert.Equal(t, tc.client(c), rec["client"])
+			rec = w.logs.Wait(t, sockstest.Key("msg", "socks"))
+			assert.Equal(t, "fail", rec["decision"], "the session ends with its record")
 
-	c, _, err = w.connect5(echo.String())
-	require.NoError(t, err, "the listener goes on serving")
-	_, err = c.Write([]byte("ok"))
-	require.NoError(t, err)
+			c, _, err = w.connect5(echo.String())
+			require.NoError(t, err, "the listener goes on serving")
+			_, err = c.Write([]byte("ok"))
+			require.NoError(t, err)
+		})
+	}
 }
 
 func TestPolicyChoosesTheCode(t *testing.T) {

@@ -1,9 +1,15 @@
 package listener
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"net"
 	"net/netip"
 	"slices"
+	"syscall"
+
+	"golang.org/x/net/proxy"
 
 	"github.com/sockstap/sockstap/internal/match"
 	"github.com/sockstap/sockstap/socks5"
@@ -15,14 +21,15 @@ import (
 // version ([socks5.ReplyError], socks4.ReplyError), and the reason is
 // logged.
 //
-// A listener asks its policy when a request arrives, before anything is
-// answered, with [Request.DialedIP] unset. When it relays through a
-// *net.Dialer it asks again, at dial time, for each address the dialer is
-// about to connect to, with DialedIP set: the address checked is the
-// address connected to, so a name that resolves one way for the check and
-// another for the dial (DNS rebinding) cannot slip past. (A listener with
-// no Policy asks the built-in one again for names only: about an IP
-// address, its answer cannot change.)
+// A listener asks its policy once about every request, whatever its
+// command, when it arrives, before anything is answered, with
+// [Request.DialedIP] unset. When it relays, it asks again at dial time
+// (see [GuardDialer]), for each address it is about to connect to, with
+// DialedIP set: the address checked is the address connected to, so a name
+// that resolves one way for the check and another for the dial (DNS
+// rebinding) cannot slip past. (A listener with no Policy asks the
+// built-in one again only where its answer can change: for a name, and a
+// client not on loopback.)
 type Policy func(ctx context.Context, r *Request) error
 
 // Denial is a policy's refusal.
@@ -34,6 +41,188 @@ func (d *Denial) Error() string { return "denied: " + d.Reason }
 
 // Deny returns a [*Denial] with reason.
 func Deny(reason string) error { return &Denial{Reason: reason} }
+
+// denied is a policy's refusal on its way to the client.
+type denied struct{ err error }
+
+func (d *denied) Error() string { return d.err.Error() }
+func (d *denied) Unwrap() error { return d.err }
+
+// policy is the listener's Policy: the configured one, or the built-in
+// one, which refuses a client that has not authenticated when
+// authentication is required. It wraps a refusal in a *denied.
+func (l *Listener) policy(ctx context.Context, r *Request) error {
+	var err error
+	switch {
+	case l.cfg.Policy != nil:
+		err = l.cfg.Policy(ctx, r)
+	case l.authRequired && !r.Authenticated:
+		err = Deny("authentication required, and " + r.VersionString() + " cannot authenticate")
+	default:
+		err = DefaultPolicy(ctx, r)
+	}
+	if err != nil {
+		return &denied{err}
+	}
+	return nil
+}
+
+// dialCheck reports whether a dial for r needs the policy asked again at
+// dial time. The program's policy always does; the built-in one, asked
+// about r when it arrived, has nothing new to say about an IP address, nor
+// about any address for a client on loopback.
+func (l *Listener) dialCheck(r *Request) bool {
+	return l.cfg.Policy != nil || r.Target.Name != "" && !r.ClientIP().IsLoopback()
+}
+
+// ErrNoRequest is the error of a dial through [GuardDialer] whose context
+// carries no [Request]: there is nobody to ask the policy about.
+var ErrNoRequest = errors.New("listener: the dial's context carries no Request (see NewContext)")
+
+// GuardDialer returns a dialer that dials through d only the addresses the
+// policy p allows at dial time: the check against DNS rebinding, for
+// anyone who dials on a client's behalf (a listener's relays, an HTTP
+// gateway). Each DialContext takes the [*Request] from its context
+// ([NewContext], [FromContext]) and asks p about a copy of it with
+// [Request.DialedIP] set, for every address it connects to: the address
+// checked is the address connected to. A refusal is the dial's error,
+// wrapping p's. A context without a Request is refused with
+// [ErrNoRequest]: a guard that let such dials through unchecked would
+// open what it guards to a caller that forgot the request.
+//
+// With a *net.Dialer, the check runs in a copy's ControlContext, for each
+// address the dialer tries, after the dialer's own resolution (through
+// its Resolver) and before it connects; the dialer's own Control or
+// ControlContext still runs after it. With any other dialer, GuardDialer
+// resolves a name itself, checks each address in turn, and dials the
+// first allowed one as an IP literal, going on to the next when a dial
+// fails: the dialer is never given a name, so a dialer that would send
+// it on (to an upstream SOCKS5 proxy, say) is given the address instead.
+// It resolves through d's LookupNetIP method when d has one (a
+// [Resolver]), and net.DefaultResolver otherwise.
+//
+// A nil p is [DefaultPolicy]; a nil d, a zero *net.Dialer.
+func GuardDialer(d proxy.ContextDialer, p Policy) proxy.ContextDialer {
+	if p == nil {
+		p = DefaultPolicy
+	}
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	nd, ok := d.(*net.Dialer)
+	if !ok {
+		g := &guard{d: d, p: p, r: net.DefaultResolver}
+		if r, ok := d.(Resolver); ok {
+			g.r = r
+		}
+		return g
+	}
+	gd := *nd
+	control, controlCtx := nd.Control, nd.ControlContext
+	gd.Control = nil
+	gd.ControlContext = func(ctx context.Context, network, address string, rc syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return err
+		}
+		if err := check(ctx, p, ap.Addr()); err != nil {
+			return err
+		}
+		switch {
+		case controlCtx != nil:
+			return controlCtx(ctx, network, address, rc)
+		case control != nil:
+			return control(network, address, rc)
+		}
+		return nil
+	}
+	return &gd
+}
+
+// A Resolver resolves a name to IP addresses, as *net.Resolver's
+// LookupNetIP does (network is "ip", "ip4" or "ip6").
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// check asks p about the request ctx carries, dialing ip.
+func check(ctx context.Context, p Policy, ip netip.Addr) error {
+	r, ok := FromContext(ctx)
+	if !ok {
+		return ErrNoRequest
+	}
+	dr := *r
+	dr.DialedIP = ip.Unmap().WithZone("")
+	return p(ctx, &dr)
+}
+
+// guard is GuardDialer's dialer for a dialer other than *net.Dialer.
+type guard struct {
+	d proxy.ContextDialer
+	p Policy
+	r Resolver
+}
+
+func (g *guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "dial", Net: network, Addr: stringAddr{network, address}, Err: err}
+	}
+	if _, ok := FromContext(ctx); !ok {
+		return nil, opErr(ErrNoRequest)
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, opErr(err)
+	}
+	var ips []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = []netip.Addr{ip}
+	} else {
+		ips, err = g.r.LookupNetIP(ctx, ipNetwork(network), host)
+		if err != nil {
+			return nil, opErr(err)
+		}
+		if len(ips) == 0 {
+			return nil, opErr(&net.DNSError{Err: "no such host", Name: host, IsNotFound: true})
+		}
+	}
+	var denial, dialErr error
+	for _, ip := range ips {
+		if err := check(ctx, g.p, ip); err != nil {
+			denial = cmp.Or(denial, err)
+			continue
+		}
+		c, err := g.d.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().WithZone("").String(), port))
+		if err == nil {
+			return c, nil
+		}
+		dialErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if dialErr != nil { // an allowed address that could not be reached says more
+		return nil, dialErr
+	}
+	return nil, opErr(denial)
+}
+
+// ipNetwork is the network to resolve a name in for a dial on network.
+func ipNetwork(network string) string {
+	switch network {
+	case "tcp4", "udp4":
+		return "ip4"
+	case "tcp6", "udp6":
+		return "ip6"
+	}
+	return "ip"
+}
+
+// stringAddr is a net.Addr that is only a network and a string.
+type stringAddr struct{ net, addr string }
+
+func (a stringAddr) Network() string { return a.net }
+func (a stringAddr) String() string  { return a.addr }
 
 // DefaultPolicy is the policy of a listener whose Config has none. It
 // serves clients on loopback, and clients elsewhere only once they have

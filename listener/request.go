@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/sockstap/sockstap/socks4"
 	"github.com/sockstap/sockstap/socks5"
 )
 
@@ -16,8 +17,10 @@ type Request struct {
 	// Version is 4 (SOCKS4 and SOCKS4a) or 5.
 	Version int
 
-	// Command is the request's command. SOCKS4's CONNECT and BIND have the
-	// same codes as SOCKS5's.
+	// Command is the request's command, as its code was sent. SOCKS4's
+	// CONNECT and BIND have the same codes as SOCKS5's; a SOCKS4 request
+	// with any other code is refused (91) before the policy is asked.
+	// CommandString names it in the request's version.
 	Command socks5.Command
 
 	// Target is the destination: an IP address, or a name (SOCKS4a,
@@ -76,6 +79,16 @@ func (r *Request) VersionString() string {
 		return "socks5"
 	}
 	return "socks" + strconv.Itoa(r.Version)
+}
+
+// CommandString returns the request's command as its version names it:
+// for SOCKS5 the command's name (socks5.Command's String), for SOCKS4
+// CONNECT, BIND, or "command N" for a code SOCKS4 does not have.
+func (r *Request) CommandString() string {
+	if r.Version == 4 {
+		return socks4.Command(r.Command).String()
+	}
+	return r.Command.String()
 }
 
 func ipOf(a net.Addr) netip.Addr {

@@ -37,9 +37,9 @@ func newWorld(t testing.TB, cfg *Config) *world {
 
 // wrapWorld wraps ln with cfg, its Logger replaced by a recorder, and
 // accepts from it.
-func wrapWorld(t testing.TB, ln net.Listener, cfg *Config) *world {
+func wrapWorld(t testing.TB, ln net.Listener, cfg *Config, setup ...func(*Listener)) *world {
 	t.Helper()
-	w := bareWorld(t, ln, cfg)
+	w := bareWorld(t, ln, cfg, setup...)
 	w.accepted = make(chan net.Conn)
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -68,7 +68,7 @@ func wrapWorld(t testing.TB, ln net.Listener, cfg *Config) *world {
 
 // bareWorld wraps ln with cfg, its Logger replaced by a recorder; the test
 // accepts from it.
-func bareWorld(t testing.TB, ln net.Listener, cfg *Config) *world {
+func bareWorld(t testing.TB, ln net.Listener, cfg *Config, setup ...func(*Listener)) *world {
 	t.Helper()
 	logger, logs := sockstest.NewLogger()
 	var c Config
@@ -77,7 +77,11 @@ func bareWorld(t testing.TB, ln net.Listener, cfg *Config) *world {
 	}
 	c.Logger = logger
 	w := &world{t: t, logs: logs}
-	w.l = Wrap(ln, &c)
+	w.l = wrap(ln, &c, func(l *Listener) {
+		for _, f := range setup {
+			f(l)
+		}
+	})
 	t.Cleanup(func() { w.l.Close() })
 	return w
 }

@@ -26,8 +26,9 @@ func requestSeeds() [][]byte {
 		{5, 1, 0},
 		{4, 1, 0, 80, 0, 0, 0, 1, 0, 0},
 		{4, 1, 0, 80, 0, 0, 0, 0, 0},
-		Join([]byte{4, 1, 0, 80, 10, 0, 0, 1}, bytes.Repeat([]byte{'u'}, 255), []byte{0}),
-		Join([]byte{4, 1, 0, 80, 10, 0, 0, 1}, bytes.Repeat([]byte{'u'}, 256), []byte{0}),
+		Join([]byte{4, 1, 0, 80, 10, 0, 0, 1}, bytes.Repeat([]byte{'u'}, 300), []byte{0}),
+		Join([]byte{4, 1, 0, 80, 10, 0, 0, 1}, bytes.Repeat([]byte{'u'}, socks4.MaxUserLen), []byte{0}),
+		Join([]byte{4, 1, 0, 80, 10, 0, 0, 1}, bytes.Repeat([]byte{'u'}, socks4.MaxUserLen+1), []byte{0}),
 		Join([]byte{4, 2, 0, 80, 0, 0, 0, 7, 0}, bytes.Repeat([]byte{'h'}, 255), []byte{0, 'x'}),
 		Join([]byte{4, 2, 0, 80, 0, 0, 0, 7, 0}, bytes.Repeat([]byte{'h'}, 256), []byte{0}),
 	}

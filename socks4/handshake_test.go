@@ -230,7 +230,7 @@ func TestServerHandshake(t *testing.T) {
 // tests through the handshake: each is an error, answered with 91 when the
 // request breaks the protocol, with nothing when the client went away.
 func TestServerHandshakeMalformed(t *testing.T) {
-	long := bytes.Repeat([]byte{'a'}, 300)
+	long := bytes.Repeat([]byte{'a'}, socks4.MaxUserLen+1)
 	cases := []struct {
 		name  string
 		in    []byte

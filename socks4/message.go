@@ -21,25 +21,35 @@ import (
 // The user id and the host name end with a NUL rather than being preceded
 // by their length, so the Read functions read them one byte at a time, up
 // to a limit: through ReadByte when the reader is an io.ByteReader (a
-// bufio.Reader, a bytes.Reader), one byte per Read call otherwise. With an
-// io.ByteReader a Read function allocates once, for the request's strings,
-// and not at all for a reply; with any other reader it allocates one buffer
-// per message.
+// bufio.Reader, a bytes.Reader), one byte per Read call otherwise. A
+// request is read into a buffer of its own, which its strings share: one
+// allocation for a request of ordinary size (a user id and a host name of
+// up to 255 bytes each), a few more for a longer user id, whose buffer
+// grows to at most [MaxRequestLen] bytes. With an io.ByteReader a reply
+// costs no allocation; with any other reader, one buffer.
 
 // MaxUserLen is the longest user id a request can carry, its NUL not
-// counted. The SOCKS4 document sets no limit; 255 bytes is SOCKS5's limit
-// for a username (RFC 1929), and far more than a login name needs.
-const MaxUserLen = 255
+// counted. The SOCKS4 document sets no limit, and clients send long ones
+// (tokens, user@host): 4 KiB holds them, and bounds the memory a request
+// takes while it is read (see [MaxRequestLen]).
+const MaxUserLen = 4096
 
 // MaxNameLen is the longest host name a SOCKS4a request can carry, its NUL
 // not counted: the longest name DNS, and SOCKS5, can carry.
 const MaxNameLen = 255
 
+// MaxRequestLen is the longest request there is, 4,361 bytes: the most
+// [ReadRequest] reads, and the largest buffer it holds, for one request.
+const MaxRequestLen = headerLen + MaxUserLen + 1 + MaxNameLen + 1
+
 // Message sizes.
 const (
-	headerLen     = 1 + 1 + 2 + 4 // VN, CD, DSTPORT, DSTIP
-	maxRequestLen = headerLen + MaxUserLen + 1 + MaxNameLen + 1
-	responseLen   = 1 + 1 + 2 + 4 // VN, CD, DSTPORT, DSTIP
+	headerLen   = 1 + 1 + 2 + 4 // VN, CD, DSTPORT, DSTIP
+	responseLen = 1 + 1 + 2 + 4 // VN, CD, DSTPORT, DSTIP
+
+	// firstBufLen is the buffer a request is first read into: room for a
+	// user id and a host name of 255 bytes each.
+	firstBufLen = headerLen + 255 + 1 + MaxNameLen + 1
 )
 
 // Request is the client's request: a command, its destination and the
@@ -50,7 +60,7 @@ type Request struct {
 	Port    uint16     // DSTPORT
 	IP      netip.Addr // DSTIP, an IPv4 address, when Host is empty
 	Host    string     // SOCKS4a: the destination's name, 1 to 255 bytes, no NUL
-	User    string     // USERID: up to 255 bytes, no NUL; may be empty
+	User    string     // USERID: up to MaxUserLen bytes, no NUL; may be empty
 }
 
 // Response is the server's reply to a [Request]: the reply code, and a port
@@ -187,7 +197,7 @@ func (q Request) size() int {
 // byte over its limit. Host and User are as the client sent them: any byte
 // but NUL.
 func ReadRequest(r io.Reader) (Request, error) {
-	buf := make([]byte, maxRequestLen)
+	buf := make([]byte, headerLen, firstBufLen)
 	if err := readFull(r, buf[:1], 0, "request"); err != nil {
 		return Request{}, err
 	}
@@ -198,27 +208,25 @@ func ReadRequest(r io.Reader) (Request, error) {
 		return Request{}, err
 	}
 	q, name := parseRequestHeader(buf[:headerLen])
-	n := headerLen
-	userLen, err := readField(r, buf[n:], MaxUserLen, n, "user id")
+	buf, err := readField(r, buf, MaxUserLen, "user id")
 	if err != nil {
 		return Request{}, err
 	}
-	n += userLen + 1
-	nameLen := 0
+	userLen := len(buf) - headerLen - 1
 	if name {
-		nameLen, err = readField(r, buf[n:], MaxNameLen, n, "host name")
+		n := len(buf)
+		buf, err = readField(r, buf, MaxNameLen, "host name")
 		if err != nil {
 			return Request{}, err
 		}
-		if nameLen == 0 {
+		if len(buf) == n+1 {
 			return Request{}, errEmptyName
 		}
-		n += nameLen + 1
 	}
-	if userLen+nameLen > 0 {
+	if len(buf) > headerLen+1 {
 		// buf is the request's own, and nothing writes to it once read:
 		// the strings share its bytes.
-		q.setStrings(unsafe.String(&buf[headerLen], n-headerLen), userLen, name)
+		q.setStrings(unsafe.String(&buf[headerLen], len(buf)-headerLen), userLen, name)
 	}
 	return q, nil
 }
@@ -305,28 +313,34 @@ func readFull(r io.Reader, p []byte, done int, what string) error {
 	return nil
 }
 
-// readField reads a NUL-terminated field of at most limit bytes from r
-// into p, which has room for the field and its NUL, and returns the
-// field's length. It reads no further than the NUL, or than the first byte
-// over limit: a byte at a time, through ReadByte when r has it (a
-// bufio.Reader, say), which is much cheaper than a Read each.
-func readField(r io.Reader, p []byte, limit, done int, field string) (int, error) {
+// readField reads a NUL-terminated field of at most limit bytes from r,
+// and returns buf with the field and its NUL appended; len(buf) is how
+// many bytes of the message were read before. It reads no further than
+// the NUL, or than the first byte over limit: a byte at a time, through
+// ReadByte when r has it (a bufio.Reader, say), which is much cheaper
+// than a Read each. buf grows when it must, to MaxRequestLen at most.
+func readField(r io.Reader, buf []byte, limit int, field string) ([]byte, error) {
 	br, _ := r.(io.ByteReader)
-	for i := 0; i <= limit; i++ {
+	for range limit + 1 {
+		if len(buf) == cap(buf) {
+			buf = append(make([]byte, 0, min(2*cap(buf), MaxRequestLen)), buf...)
+		}
+		done := len(buf)
+		buf = buf[:done+1]
 		if br != nil {
 			c, err := br.ReadByte()
 			if err != nil {
-				return 0, readError("request", err, done+i)
+				return nil, readError("request", err, done)
 			}
-			p[i] = c
-		} else if err := readFull(r, p[i:i+1], done+i, "request"); err != nil {
-			return 0, err
+			buf[done] = c
+		} else if err := readFull(r, buf[done:], done, "request"); err != nil {
+			return nil, err
 		}
-		if p[i] == 0 {
-			return i, nil
+		if buf[done] == 0 {
+			return buf, nil
 		}
 	}
-	return 0, malformed("request: %s longer than %d bytes", field, limit)
+	return nil, malformed("request: %s longer than %d bytes", field, limit)
 }
 
 // readError is the error of a read that failed after done bytes of the

@@ -253,13 +253,13 @@ func TestReadRequestMalformed(t *testing.T) {
 		{"truncated header", []byte{4, 1, 0}, io.ErrUnexpectedEOF, "reading request: unexpected EOF", 3},
 		{"header only", header, io.ErrUnexpectedEOF, "unexpected EOF", 8},
 		{"user id without NUL", Join(header, []byte("fred")), io.ErrUnexpectedEOF, "unexpected EOF", 12},
-		{"user id too long", Join(header, long(socks4.MaxUserLen+1), []byte{0}), socks4.ErrMalformed, "user id longer than 255 bytes", 8 + 256},
-		{"user id far too long", Join(header, long(4096)), socks4.ErrMalformed, "user id longer than 255 bytes", 8 + 256},
+		{"user id too long", Join(header, long(socks4.MaxUserLen+1), []byte{0}), socks4.ErrMalformed, "user id longer than 4096 bytes", 8 + 4097},
+		{"user id far too long", Join(header, long(10000)), socks4.ErrMalformed, "user id longer than 4096 bytes", 8 + 4097},
 		{"4a without host name", Join(header4a, []byte("fred\x00")), io.ErrUnexpectedEOF, "unexpected EOF", 13},
 		{"4a empty host name", Join(header4a, []byte("fred\x00\x00more")), socks4.ErrMalformed, "empty host name", 14},
 		{"4a host name without NUL", Join(header4a, []byte("\x00example")), io.ErrUnexpectedEOF, "unexpected EOF", 16},
 		{"4a host name too long", Join(header4a, []byte{0}, long(socks4.MaxNameLen+1), []byte{0}), socks4.ErrMalformed, "host name longer than 255 bytes", 9 + 256},
-		{"4a user id too long", Join(header4a, long(300), []byte{0}, []byte("h\x00")), socks4.ErrMalformed, "user id longer than 255 bytes", 8 + 256},
+		{"4a user id too long", Join(header4a, long(socks4.MaxUserLen+1), []byte{0}, []byte("h\x00")), socks4.ErrMalformed, "user id longer than 4096 bytes", 8 + 4097},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -315,7 +315,7 @@ func TestRequestEncodeErrors(t *testing.T) {
 		{"IPv6 with zone", socks4.Request{Command: socks4.CmdConnect, Port: 80, IP: mustIP("fe80::1%eth0")}, "IPv6"},
 		{"4a marker as IP", socks4.Request{Command: socks4.CmdConnect, Port: 80, IP: mustIP("0.0.0.1")}, "SOCKS4a"},
 		{"4a marker 0.0.0.255", socks4.Request{Command: socks4.CmdConnect, Port: 80, IP: mustIP("0.0.0.255")}, "SOCKS4a"},
-		{"user id too long", socks4.Request{IP: mustIP("10.0.0.1"), User: repeat("u", socks4.MaxUserLen+1)}, "user id longer than 255 bytes"},
+		{"user id too long", socks4.Request{IP: mustIP("10.0.0.1"), User: repeat("u", socks4.MaxUserLen+1)}, "user id longer than 4096 bytes"},
 		{"user id with NUL", socks4.Request{IP: mustIP("10.0.0.1"), User: "fr\x00ed"}, "user id contains a NUL"},
 		{"host name too long", socks4.Request{Host: repeat("h", socks4.MaxNameLen+1), Port: 80}, "host name longer than 255 bytes"},
 		{"host name too long, IP set", socks4.Request{Host: repeat("h", 1000), IP: mustIP("10.0.0.1"), Port: 80}, "host name longer than 255 bytes"},

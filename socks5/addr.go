@@ -62,23 +62,37 @@ func ParseAddr(s string) (Addr, error) {
 
 // AddrFromNet converts a [net.Addr] to an Addr: a *[net.TCPAddr] or
 // *[net.UDPAddr] directly (IPv4-mapped IPv6 addresses become IPv4), anything
-// else by parsing its String.
+// else by parsing its String. A nil address, which a net.Conn returns for
+// an address it does not know, is an error.
 func AddrFromNet(na net.Addr) (Addr, error) {
 	var ap netip.AddrPort
 	switch na := na.(type) {
+	case nil:
+		return Addr{}, errNilAddr
 	case Addr:
 		return na, nil
 	case *Addr:
+		if na == nil {
+			return Addr{}, errNilAddr
+		}
 		return *na, nil
 	case *net.TCPAddr:
+		if na == nil {
+			return Addr{}, errNilAddr
+		}
 		ap = na.AddrPort()
 	case *net.UDPAddr:
+		if na == nil {
+			return Addr{}, errNilAddr
+		}
 		ap = na.AddrPort()
 	default:
 		return ParseAddr(na.String())
 	}
 	return AddrFromAddrPort(ap), nil
 }
+
+var errNilAddr = errors.New("socks5: no address (nil net.Addr)")
 
 // AddrFromAddrPort returns the Addr of an IP address and port, with an
 // IPv4-mapped IPv6 address turned into IPv4 and any zone dropped.

@@ -156,6 +156,13 @@ func TestAddrFromNet(t *testing.T) {
 
 	_, err := socks5.AddrFromNet(stringAddr("no port here"))
 	assert.Error(t, err)
+
+	// A wrapper may return nil for an address it does not know.
+	for _, na := range []net.Addr{nil, (*net.TCPAddr)(nil), (*net.UDPAddr)(nil), (*socks5.Addr)(nil)} {
+		a, err := socks5.AddrFromNet(na)
+		assert.Error(t, err, "%#v", na)
+		assert.True(t, a.IsZero(), "%#v", na)
+	}
 }
 
 func TestAddrFromAddrPort(t *testing.T) {

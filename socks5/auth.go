@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"io"
 )
 
@@ -98,10 +100,18 @@ type UserPassServer struct {
 func (UserPassServer) Method() AuthMethod { return AuthUserPass }
 
 // Verify reads the client's username and password, checks them, and answers
-// with status 0 for success or 1 for failure.
+// with status 0 for success or 1 for failure. A request with an empty
+// username or password, which RFC 1929 does not allow, is answered with
+// status 1 too, and its error matches both [ErrAuthFailed] and
+// [ErrMalformed]; one of another version, from a client that does not
+// speak RFC 1929, is not answered.
 func (u UserPassServer) Verify(ctx context.Context, rw io.ReadWriter) (AuthResult, error) {
 	req, err := ReadUserPassRequest(rw)
 	if err != nil {
+		if errors.Is(err, errEmptyCredential) {
+			writeMessage(rw, UserPassResponse{Status: 1})
+			err = fmt.Errorf("%w: %w", ErrAuthFailed, err)
+		}
 		return AuthResult{}, err
 	}
 	ok := u.Check != nil && u.Check(ctx, req.Username, req.Password)

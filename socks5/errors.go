@@ -31,9 +31,20 @@ var (
 
 // protoError is a message breaking the protocol.
 type protoError struct {
-	msg      string
-	addrType bool
+	msg  string
+	also error // a sentinel the error matches beside ErrMalformed, if any
 }
+
+var (
+	// errNoMethods is a greeting that offers no method: malformed, and
+	// none of its methods acceptable.
+	errNoMethods = &protoError{msg: "greeting offers no methods", also: ErrNoAcceptableMethod}
+
+	// errEmptyCredential marks an RFC 1929 request with an empty username
+	// or password: malformed, but of the right version, so a server
+	// answers it with a failure status.
+	errEmptyCredential = errors.New("socks5: empty username or password")
+)
 
 func malformed(format string, args ...any) error {
 	return &protoError{msg: fmt.Sprintf(format, args...)}
@@ -42,7 +53,7 @@ func malformed(format string, args ...any) error {
 func (e *protoError) Error() string { return "socks5: " + e.msg }
 
 func (e *protoError) Is(target error) bool {
-	return target == ErrMalformed || e.addrType && target == ErrAddrType
+	return target == ErrMalformed || e.also != nil && target == e.also
 }
 
 // A ReplyError is a request's failure as a reply code: the client side

@@ -37,8 +37,9 @@ func (s *Session) Reply(code Reply, bound Addr) error {
 // reads the request. With no methods it accepts [NoAuth] only.
 //
 // It reads nothing past the request, so whatever the client sent after it
-// is left on rw. When no method fits it answers [AuthNoAcceptable] and
-// returns [ErrNoAcceptableMethod]; when the request has an address type the
+// is left on rw. When no method fits, or the greeting offers none, it
+// answers [AuthNoAcceptable] and returns an error matching
+// [ErrNoAcceptableMethod]; when the request has an address type the
 // protocol does not define it answers [AddrTypeNotSupported], and when it
 // is otherwise malformed [GeneralFailure]. The request's command is not
 // checked: answering a command the program does not serve with
@@ -57,6 +58,9 @@ func ServerHandshake(ctx context.Context, rw io.ReadWriter, methods []ServerMeth
 
 	g, err := ReadGreeting(rw)
 	if err != nil {
+		if errors.Is(err, ErrNoAcceptableMethod) { // it offers no method
+			writeMessage(rw, MethodSelection{Method: AuthNoAcceptable})
+		}
 		return nil, err
 	}
 	m := selectMethod(methods, g.Methods)

@@ -99,7 +99,7 @@ func ReadGreeting(r io.Reader) (Greeting, error) {
 		return Greeting{}, malformed("greeting version %#02x", h[0])
 	}
 	if h[1] == 0 {
-		return Greeting{}, malformed("greeting offers no methods")
+		return Greeting{}, errNoMethods
 	}
 	p, err := m.next(int(h[1]))
 	if err != nil {
@@ -168,20 +168,22 @@ func ReadUserPassRequest(r io.Reader) (UserPassRequest, error) {
 	if h[0] != UserPassVersion {
 		return UserPassRequest{}, malformed("username/password version %#02x", h[0])
 	}
-	if h[1] == 0 {
-		return UserPassRequest{}, malformed("empty username")
-	}
+	// An empty username or password breaks RFC 1929, but the lengths
+	// still say where the request ends: it is read to its end, so that
+	// a server answers it and closes with nothing left unread.
 	user, err := m.next(int(h[1]) + 1)
 	if err != nil {
 		return UserPassRequest{}, err
 	}
-	plen := int(user[len(user)-1])
-	if plen == 0 {
-		return UserPassRequest{}, malformed("empty password")
-	}
-	pass, err := m.next(plen)
+	pass, err := m.next(int(user[len(user)-1]))
 	if err != nil {
 		return UserPassRequest{}, err
+	}
+	switch {
+	case h[1] == 0:
+		return UserPassRequest{}, &protoError{msg: "empty username", also: errEmptyCredential}
+	case len(pass) == 0:
+		return UserPassRequest{}, &protoError{msg: "empty password", also: errEmptyCredential}
 	}
 	return UserPassRequest{Username: m.string(user[:len(user)-1]), Password: m.string(pass)}, nil
 }
@@ -392,7 +394,7 @@ func (m *msgReader) addr() (Addr, error) {
 		}
 		a.Name = m.string(p[:l[0]])
 	default:
-		return Addr{}, &protoError{msg: m.what + ": " + typ.String(), addrType: true}
+		return Addr{}, &protoError{msg: m.what + ": " + typ.String(), also: ErrAddrType}
 	}
 	a.Port = binary.BigEndian.Uint16(m.buf[m.n-2 : m.n])
 	return a, nil

@@ -291,7 +291,6 @@ func TestServerHandshake(t *testing.T) {
 			want     error
 		}{
 			{"SOCKS4", hexBytes("04 01 00 50 7f 00 00 01 00"), socks5.ErrMalformed},
-			{"no methods", hexBytes("05 00"), socks5.ErrMalformed},
 			{"cut short", hexBytes("05 02 00"), io.ErrUnexpectedEOF},
 			{"nothing", nil, io.EOF},
 		}
@@ -301,6 +300,42 @@ func TestServerHandshake(t *testing.T) {
 				_, err := socks5.ServerHandshake(testContext(t), d, nil)
 				assert.ErrorIs(t, err, tt.want)
 				assert.Zero(t, d.out.Len(), "no answer to what is not a SOCKS5 greeting")
+			})
+		}
+	})
+
+	// RFC 1928: a greeting offers 1 to 255 methods. One that offers none
+	// is well formed as far as it goes, and none of its methods is
+	// acceptable: the client is told so before the server closes.
+	t.Run("no methods offered", func(t *testing.T) {
+		d := newDuplex(hexBytes("05 00"), trailer)
+		s, err := socks5.ServerHandshake(testContext(t), d, nil)
+		assert.Nil(t, s)
+		assert.ErrorIs(t, err, socks5.ErrNoAcceptableMethod)
+		assert.ErrorIs(t, err, socks5.ErrMalformed)
+		assert.Equal(t, hexBytes("05 ff"), d.out.Bytes())
+		assert.Equal(t, len(trailer), d.in.Len(), "nothing read past the greeting")
+	})
+
+	// RFC 1929: a username and a password are 1 to 255 bytes each. A
+	// request with an empty one gets a failure status, and then the
+	// server closes; the request is read to its end, so that closing
+	// does not reset the connection under the status.
+	t.Run("empty username or password", func(t *testing.T) {
+		methods := []socks5.ServerMethod{socks5.UserPassServer{Check: func(context.Context, string, string) bool { return true }}}
+		for _, tt := range []struct{ name, wire string }{
+			{"ULEN 0", "01 00 04 70 61 73 73"},
+			{"PLEN 0", "01 04 75 73 65 72 00"},
+			{"both 0", "01 00 00"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				d := newDuplex(greetingWire(socks5.AuthUserPass), hexBytes(tt.wire), trailer)
+				s, err := socks5.ServerHandshake(testContext(t), d, methods)
+				assert.Nil(t, s)
+				assert.ErrorIs(t, err, socks5.ErrAuthFailed)
+				assert.ErrorIs(t, err, socks5.ErrMalformed)
+				assert.Equal(t, hexBytes("05 02 01 01"), d.out.Bytes())
+				assert.Equal(t, len(trailer), d.in.Len(), "the request read to its end, and no further")
 			})
 		}
 	})

@@ -1,0 +1,102 @@
+package sockstest
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// A Zone answers a DNS query: the addresses of name (lower case, without
+// its final dot), and false for a name that does not exist. It is asked
+// once per query, A and AAAA alike; the answer keeps the addresses of the
+// query's type.
+type Zone func(name string) (addrs []netip.Addr, ok bool)
+
+// Resolver returns a resolver that asks zone, through a DNS server in
+// memory: tests resolve made-up names, and never reach a real server. The
+// test's cleanup waits for the server's goroutines.
+func Resolver(t testing.TB, zone Zone) *net.Resolver {
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(context.Context, string, string) (net.Conn, error) {
+			// Not a PacketConn: the resolver frames its queries as over
+			// TCP.
+			client, server := net.Pipe()
+			wg.Go(func() { serveDNS(server, zone) })
+			return client, nil
+		},
+	}
+}
+
+// serveDNS answers the queries on c until c closes.
+func serveDNS(c net.Conn, zone Zone) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(Timeout))
+	for {
+		var n [2]byte
+		if _, err := io.ReadFull(c, n[:]); err != nil {
+			return
+		}
+		q := make([]byte, binary.BigEndian.Uint16(n[:]))
+		if _, err := io.ReadFull(c, q); err != nil {
+			return
+		}
+		resp, err := answerDNS(q, zone)
+		if err != nil {
+			return
+		}
+		if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(resp))), resp...)); err != nil {
+			return
+		}
+	}
+}
+
+func answerDNS(query []byte, zone Zone) ([]byte, error) {
+	var p dnsmessage.Parser
+	h, err := p.Start(query)
+	if err != nil {
+		return nil, err
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil, err
+	}
+	addrs, ok := zone(strings.ToLower(strings.TrimSuffix(q.Name.String(), ".")))
+	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
+	if !ok {
+		rh.RCode = dnsmessage.RCodeNameError
+	}
+	b := dnsmessage.NewBuilder(nil, rh)
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(q); err != nil {
+		return nil, err
+	}
+	if err := b.StartAnswers(); err != nil {
+		return nil, err
+	}
+	rr := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 1}
+	for _, a := range addrs {
+		switch {
+		case q.Type == dnsmessage.TypeA && a.Is4():
+			err = b.AResource(rr, dnsmessage.AResource{A: a.As4()})
+		case q.Type == dnsmessage.TypeAAAA && a.Is6() && !a.Is4In6():
+			err = b.AAAAResource(rr, dnsmessage.AAAAResource{AAAA: a.As16()})
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b.Finish()
+}
