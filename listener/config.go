@@ -128,6 +128,21 @@ type Config struct {
 	// or negative means no limit.
 	MaxConns int
 
+	// ProxyProtocol, when not nil, has the listener read a PROXY protocol
+	// header (HAProxy's, version 1 or 2) from the balancers it trusts,
+	// before anything else: the client the header declares is then the
+	// one the policy, the limits per client, the logs, [Request.Client]
+	// and [Conn.RemoteAddr] see. A header from a sender it does not trust
+	// is refused. Nil reads none: behind a balancer, every client would
+	// look like the balancer.
+	ProxyProtocol *ProxyProtocol
+
+	// DrainTimeout is how long [Serve] and [ListenAndServe], once their
+	// context has ended and they have stopped accepting, let the relays
+	// under way finish before they close them. Zero closes them at once.
+	// A listener a program wraps itself drains with [Listener.Shutdown].
+	DrainTimeout time.Duration
+
 	// Logger receives a record for each SOCKS session, with the keys
 	// client, user, version, cmd, target, decision, reason, reply,
 	// bytes_up, bytes_down, datagrams_up, datagrams_down (when not

@@ -62,8 +62,10 @@ func (s *session) tap() {
 	}
 	s.rec.Decision = DecisionTap
 	s.kept = true // the program's, once delivered; closed by deliver if not
-	c := &Conn{Conn: peek.FromReader(s.data, s.rd), req: s.req}
-	if !s.l.deliver(s.t, c) {
+	c := &Conn{Conn: peek.FromReader(s.data, s.rd), req: s.req, remote: s.client}
+	if s.l.deliver(s.t, c) {
+		s.l.tapped.Add(1)
+	} else {
 		s.rec.Cause = net.ErrClosed
 	}
 	s.end()

@@ -164,6 +164,22 @@ func (p *ProxyProtocol) read(c net.Conn, br *bufio.Reader, silentUntil time.Time
 	return net.TCPAddrFromAddrPort(h.source), true, nil
 }
 
+// proxyRefused ends the session of a connection refused for its PROXY
+// protocol header, or for the lack of one: err says why. A refusal of the
+// sender is a denial; a header that does not parse, a failure.
+func (s *session) proxyRefused(err error) {
+	r := &s.rec
+	r.Start = time.Now()
+	r.Client = s.client
+	switch {
+	case errors.Is(err, errProxyUntrusted), errors.Is(err, errProxyMissing):
+		r.Decision, r.Reason = DecisionDeny, err.Error()
+	default:
+		r.Decision, r.Cause = DecisionFail, err
+	}
+	s.end()
+}
+
 // hasProxySignature reports whether br starts with a PROXY protocol
 // header's signature, reading no more than the signature's length and
 // consuming nothing. A stream that ends or stalls before the signature is

@@ -3,6 +3,7 @@ package listener
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sockstap/sockstap/internal/sockstest"
+	"github.com/sockstap/sockstap/socks5"
 )
 
 // proxyV2 builds a PROXY protocol version 2 header: verCmd (0x21 PROXY,
@@ -334,4 +338,137 @@ func FuzzReadProxyHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// proxied dials the world's listener from 127.0.0.1 and sends a PROXY v2
+// header declaring src, then rest.
+func (w *world) proxied(src netip.AddrPort, rest []byte) *net.TCPConn {
+	w.t.Helper()
+	c := w.dial()
+	dst := w.l.Addr().(*net.TCPAddr).AddrPort()
+	family := byte(0x11)
+	if src.Addr().Is6() {
+		family, dst = 0x21, netip.AddrPortFrom(netip.AddrFrom16(dst.Addr().As16()), dst.Port())
+	}
+	_, err := c.Write(append(proxyV2(0x21, family, v2Addrs(src, dst)), rest...))
+	require.NoError(w.t, err)
+	return c
+}
+
+// TestListenerProxyProtocol serves connections that come with a PROXY
+// header from a trusted balancer (127.0.0.1): the declared client is the
+// one the policy, the record, the log, the request and the connections
+// handed to Accept see.
+func TestListenerProxyProtocol(t *testing.T) {
+	balancer := &ProxyProtocol{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Required: true}
+	echo := sockstest.Echo(t)
+	target, err := socks5.ParseAddr(echo.String())
+	require.NoError(t, err)
+	greeting := []byte{5, 1, 0}
+
+	t.Run("PolicySeesTheDeclaredClient", func(t *testing.T) {
+		// The built-in policy serves loopback clients only: 192.0.2.7,
+		// declared by the balancer on loopback, is refused.
+		rec := &recorder{}
+		w := newWorld(t, &Config{Dialer: &net.Dialer{}, ProxyProtocol: balancer, OnRecord: rec.add})
+		c := w.proxied(declared4, nil)
+		_, _, err := socks5.ClientHandshake(context.Background(), c, socks5.Request{Command: socks5.CmdConnect, Addr: target})
+		re, ok := errors.AsType[*socks5.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		assert.Equal(t, socks5.NotAllowed, re.Reply)
+		r := rec.wait(t, decided(DecisionDeny))
+		assert.Equal(t, declared4.String(), r.Client.String())
+		require.NotNil(t, r.Request)
+		assert.Equal(t, declared4.String(), r.Request.Client.String())
+		l := w.logs.Wait(t, sockstest.Key("decision", "deny"))
+		assert.Equal(t, declared4.String(), l["client"])
+	})
+
+	t.Run("Relay", func(t *testing.T) {
+		rec := &recorder{}
+		w := newWorld(t, &Config{Dialer: &net.Dialer{}, ProxyProtocol: balancer, OnRecord: rec.add})
+		client := netip.MustParseAddrPort("127.0.0.5:41000")
+		c := w.proxied(client, nil)
+		_, _, err := socks5.ClientHandshake(context.Background(), c, socks5.Request{Command: socks5.CmdConnect, Addr: target})
+		require.NoError(t, err)
+		_, err = c.Write([]byte("through"))
+		require.NoError(t, err)
+		require.NoError(t, c.CloseWrite())
+		assert.Equal(t, "through", string(waitClosed(t, c)))
+		r := rec.wait(t, decided(DecisionRelay))
+		assert.Equal(t, client.String(), r.Client.String())
+		assert.Equal(t, int64(7), r.BytesUp)
+	})
+
+	t.Run("Accepted", func(t *testing.T) {
+		// The program's own connection, and a tapped stream, carry the
+		// declared client as their RemoteAddr.
+		w := newWorld(t, &Config{ProxyProtocol: balancer})
+		w.proxied(declared4, []byte("GET / HTTP/1.0\r\n\r\n"))
+		own := w.accept()
+		assert.Equal(t, declared4.String(), own.RemoteAddr().String())
+		got := make([]byte, 3)
+		_, err := io.ReadFull(own, got)
+		require.NoError(t, err)
+		assert.Equal(t, "GET", string(got), "the header is not the program's to read")
+
+		c := w.proxied(netip.MustParseAddrPort("127.0.0.9:40009"), nil)
+		_, _, err = socks5.ClientHandshake(context.Background(), c,
+			socks5.Request{Command: socks5.CmdConnect, Addr: socks5.Addr{Name: "tapped.test", Port: 80}})
+		require.NoError(t, err)
+		tapped := w.accept()
+		assert.Equal(t, "127.0.0.9:40009", tapped.RemoteAddr().String())
+		assert.Equal(t, "127.0.0.9:40009", RequestOf(tapped).Client.String())
+		if _, ok := tapped.(*Conn).Conn.Conn.(*net.TCPConn); !ok {
+			t.Errorf("the tapped stream wraps a %T, not the *net.TCPConn", tapped.(*Conn).Conn.Conn)
+		}
+	})
+
+	t.Run("Refused", func(t *testing.T) {
+		for _, c := range []struct {
+			name   string
+			p      *ProxyProtocol
+			send   []byte
+			reason string
+		}{
+			{"Untrusted", &ProxyProtocol{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+				append(proxyV2(0x21, 0x11, v2Addrs(declared4, front4)), greeting...), errProxyUntrusted.Error()},
+			{"Missing", balancer, greeting, errProxyMissing.Error()},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				rec := &recorder{}
+				w := newWorld(t, &Config{ProxyProtocol: c.p, OnRecord: rec.add})
+				conn := w.dial()
+				_, err := conn.Write(c.send)
+				require.NoError(t, err)
+				assert.Empty(t, waitClosed(t, conn), "answered")
+				r := rec.wait(t, decided(DecisionDeny))
+				assert.Equal(t, c.reason, r.Reason)
+				assert.Nil(t, r.Request)
+				assert.Equal(t, uint64(1), w.l.Stats().Refused)
+			})
+		}
+	})
+}
+
+// TestProxyProtocolBudgets checks that the brake on password guessing
+// counts failures by the declared client: one client behind the balancer
+// that spends its budget does not lock out another.
+func TestProxyProtocolBudgets(t *testing.T) {
+	creds := socks5.NewCredentials(map[string]string{"alice": "right"})
+	w := newWorld(t, &Config{
+		Methods:       []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}},
+		AuthLimit:     AuthLimit{PerClient: 1, PerUser: -1, Refill: time.Hour},
+		ProxyProtocol: &ProxyProtocol{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Required: true},
+	})
+	attempt := func(client string, pass string) error {
+		c := w.proxied(netip.MustParseAddrPort(client), nil)
+		_, _, err := socks5.ClientHandshake(context.Background(), c,
+			socks5.Request{Command: socks5.CmdConnect, Addr: socks5.Addr{Name: "x.test", Port: 80}},
+			socks5.UserPassClient{Username: "alice", Password: pass})
+		return err
+	}
+	require.ErrorIs(t, attempt("127.0.0.7:1", "wrong"), socks5.ErrAuthFailed)
+	require.ErrorIs(t, attempt("127.0.0.7:2", "right"), socks5.ErrAuthFailed, "the guesser is locked out")
+	assert.NoError(t, attempt("127.0.0.8:3", "right"), "another client behind the same balancer")
 }
