@@ -1,7 +1,9 @@
 // Package relay copies between two connections in both directions, the way
 // a proxy does once its handshake is over: half-close travels through, an
 // idle connection is closed, and between two TCP connections the kernel
-// moves the bytes (splice on Linux).
+// moves the bytes (splice on Linux) through a pipe borrowed only while
+// bytes move, so that an idle relay holds no descriptor but its two
+// sockets.
 package relay
 
 import (
@@ -84,6 +86,11 @@ func newRelay(ctx context.Context, client, target net.Conn, idle time.Duration) 
 	r.client, r.target = client, target
 	r.up.init(client, target, upFirst, &r.down)
 	r.down.init(target, client, downFirst, &r.up)
+	if cr, tr := rawTCP(client), rawTCP(target); cr != nil && tr != nil {
+		r.up.spliced, r.down.spliced = true, true
+		r.up.sp.init(client, target, cr, tr)
+		r.down.sp.init(target, client, tr, cr)
+	}
 	r.stop = noStop
 	if ctx.Done() != nil {
 		r.stop = context.AfterFunc(ctx, func() {
@@ -141,6 +148,8 @@ type probe struct {
 type direction struct {
 	src, dst net.Conn
 	rf       io.ReaderFrom // copies src to dst: dst's own ReadFrom if it has one
+	sp       splicer       // or splices src to dst, when both are TCP (Linux)
+	spliced  bool          // sp, not rf
 	first    []byte        // bytes read ahead from src, sent before the copy
 	other    *direction
 	n        atomic.Int64
@@ -184,17 +193,19 @@ func (r *relay) copy(d *direction) {
 	}
 	for {
 		r.arm(d)
-		n, err := d.rf.ReadFrom(d.src)
-		d.n.Add(n)
-		if n > 0 {
-			d.moved.Store(time.Now().UnixNano())
-		}
+		err := d.transfer()
 		switch {
 		case err == nil:
 			// The sender closed its write side: pass it on. A connection
 			// that cannot half-close has no way to say it; and over one
 			// without half-close (a pipe), EOF meant closed for good.
-			if cw, ok := d.dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+			// When the other direction has ended too, closing says it:
+			// both peers have closed their write sides, so the closes
+			// send FIN, not a reset, and a shutdown before them would be
+			// a system call for nothing.
+			if d.other.done.Load() {
+				r.close()
+			} else if cw, ok := d.dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
 				r.close()
 			}
 			return
@@ -210,6 +221,20 @@ func (r *relay) copy(d *direction) {
 			return
 		}
 	}
+}
+
+// transfer copies until the source's sender closes its write side (a nil
+// error), an error, or the read deadline, counting what it moves.
+func (d *direction) transfer() error {
+	if d.spliced {
+		return d.sp.copy(d) // counts as it goes
+	}
+	n, err := d.rf.ReadFrom(d.src)
+	d.n.Add(n)
+	if n > 0 {
+		d.moved.Store(time.Now().UnixNano())
+	}
+	return err
 }
 
 // arm sets the direction's read deadline one idle period away.

@@ -1,0 +1,19 @@
+//go:build !linux
+
+package relay
+
+import (
+	"net"
+	"syscall"
+)
+
+// splicer is the splice path, which only Linux has: elsewhere a direction
+// copies through its destination's ReadFrom.
+type splicer struct{}
+
+// rawTCP returns nil: there is no splice path.
+func rawTCP(c net.Conn) syscall.RawConn { return nil }
+
+func (s *splicer) init(src, dst net.Conn, srcRaw, dstRaw syscall.RawConn) {}
+
+func (s *splicer) copy(d *direction) error { panic("relay: no splice path") }
