@@ -3,6 +3,7 @@ package relay
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -53,6 +54,8 @@ type pipePool struct {
 	max   int           // the most pipes kept
 	every time.Duration // the trim period
 
+	out atomic.Int64 // pipes borrowed and not given back
+
 	mu    sync.Mutex
 	free  []*pipe // the most recently given back last
 	low   int     // the fewest pipes free since the last trim
@@ -62,6 +65,7 @@ type pipePool struct {
 
 // get returns a pipe from the pool, or a new one.
 func (pp *pipePool) get() (*pipe, error) {
+	pp.out.Add(1)
 	pp.mu.Lock()
 	if n := len(pp.free); n > 0 {
 		p := pp.free[n-1]
@@ -72,12 +76,17 @@ func (pp *pipePool) get() (*pipe, error) {
 		return p, nil
 	}
 	pp.mu.Unlock()
-	return newPipe()
+	p, err := newPipe()
+	if err != nil {
+		pp.out.Add(-1)
+	}
+	return p, err
 }
 
 // put gives p back: kept if it is empty and the pool has room, closed
 // otherwise.
 func (pp *pipePool) put(p *pipe) {
+	pp.out.Add(-1)
 	if p.n != 0 {
 		p.close() // bytes no one will write: the pipe is no use to another
 		return
