@@ -509,7 +509,9 @@ func idleRound(path string, echo *net.TCPAddr, n int) (procStats, error) {
 // seconds. It returns the last count.
 func (s *idleServer) settle(pipes int64, limit time.Duration) (procStats, error) {
 	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(20 * time.Millisecond)
+	// Not often: each count leaves garbage, which the measure after
+	// collects but may not wholly give back.
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		st, err := s.count()
