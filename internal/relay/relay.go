@@ -252,9 +252,11 @@ func (r *relay) arm(d *direction) {
 // idleBoth reports, for a direction whose copy has just returned on its
 // read deadline, whether the relay has been idle for the idle timeout.
 //
-// A direction learns what it moved only when its copy returns, which it
-// does at least once an idle period unless it is stuck writing; so the
-// other's record may be stale. A direction that has been idle for the
+// A direction's record may be stale: through ReadFrom a direction learns
+// what it moved only when its copy returns, which it does at least once an
+// idle period unless it is stuck writing (the splice path records each
+// burst it writes, but a writer stuck on a peer that does not read records
+// nothing either). A direction that has been idle for the
 // timeout, and finds the other idle by its record, asks the other (cuts
 // its read short). The other answers when it returns: if it has been idle
 // too, the relay is idle; if not, it withdraws the question. A question
