@@ -19,6 +19,17 @@ import (
 // lasts, which for a relay is the connection's whole life: two pipes, four
 // descriptors, a relay, and its pool gives pipes back only at a garbage
 // collection.
+//
+// The system calls are those of Go's splice, one for one. A raw Read
+// forgets the readiness the poller saw before it, so its first call must
+// look: a one-byte MSG_PEEK says whether anything is queued without taking
+// a pipe. After a wake-up the splice itself looks. A splice from a
+// non-blocking socket moves what is queued, up to the pipe's size, so
+// asking first how much (FIONREAD) would be a second call for the same
+// answer; and the end of the stream, which FIONREAD cannot tell from an
+// empty queue, is a splice that moves 0 bytes. While bytes keep coming,
+// the pipe is kept from one burst to the next; the splice that finds
+// nothing queued gives it back before the wait.
 
 // spliceNonblock makes splice's pipe end non-blocking; the sockets are so
 // already.
