@@ -23,7 +23,7 @@ package listener
 //     measured in a process of its own (the relay, or for direct the echo
 //     target) while this one holds the clients' and the targets' ends:
 //     RSS, heap, stacks, descriptors, pipes and goroutines per connection,
-//     measured once the pipes a relay lent back to its pool are closed
+//     measured once the relays' pool of pipes has closed those lent back
 //     (within idleSettle). Its ns/op is the time of one round (start the
 //     process, open and measure idleConns connections), not a figure of
 //     merit.
@@ -67,6 +67,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sockstap/sockstap/internal/relay"
 	"github.com/sockstap/sockstap/internal/sockstest"
 )
 
@@ -86,10 +87,10 @@ const (
 	// a few thousand (a relay holds six: two sockets, two pipes).
 	idleConns = 256
 
-	// idleSettle is how long BenchmarkIdleRelay waits for a relay's
-	// pooled pipes to be closed before it measures (see settle): a relay
-	// that holds pipes for good costs that wait each round.
-	idleSettle = 3 * time.Second
+	// idleSettle bounds the wait of BenchmarkIdleRelay's server process
+	// for the relays' pool of pipes to close those lent back (see
+	// TestIdleRelayServer).
+	idleSettle = 5 * time.Second
 )
 
 // A benchPath is a way from a client to a target.
@@ -458,9 +459,9 @@ func raiseFileLimit(need uint64) bool {
 
 // idleRound starts a server process for path, opens n connections through
 // it to echo (for direct, to the process's own echo target), moves a byte
-// each way on each so that every copy is under way, lets the pipes a relay
-// does not hold go (settle), and returns what the process holds beyond
-// what it held before the connections.
+// each way on each so that every copy is under way, and returns what the
+// process holds beyond what it held before the connections, once the
+// relays' pool of pipes is empty.
 func idleRound(path string, echo *net.TCPAddr, n int) (procStats, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -493,33 +494,11 @@ func idleRound(path string, echo *net.TCPAddr, n int) (procStats, error) {
 			return procStats{}, err
 		}
 	}
-	if _, err := child.settle(before.pipes, idleSettle); err != nil {
-		return procStats{}, err
-	}
-	after, err := child.measure()
+	after, err := child.ask("settle")
 	if err != nil {
 		return procStats{}, err
 	}
 	return after.sub(before), nil
-}
-
-// settle waits, for at most limit, until the process holds no more pipes
-// than it did when it held pipes: a relay lends the pipes it splices
-// through back to a pool, which closes those that go unused within two
-// seconds. It returns the last count.
-func (s *idleServer) settle(pipes int64, limit time.Duration) (procStats, error) {
-	deadline := time.Now().Add(limit)
-	// Not often: each count leaves garbage, which the measure after
-	// collects but may not wholly give back.
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		st, err := s.count()
-		if err != nil || st.pipes <= pipes || time.Now().After(deadline) {
-			return st, err
-		}
-		<-tick.C
-	}
 }
 
 // procStats is what a process holds.
@@ -660,6 +639,18 @@ func (s *idleServer) line(prefix string) (string, error) {
 	return "", fmt.Errorf("server process: no %q line", prefix)
 }
 
+// waitIdlePipes waits, for at most limit, until the relays' pool of pipes
+// is empty: polled in memory, for a poll that read /proc would leave
+// garbage that the measure after it may not wholly give back.
+func waitIdlePipes(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for relay.IdlePipes() > 0 && time.Now().Before(deadline) {
+		<-tick.C
+	}
+}
+
 // measure returns what the process holds, after a garbage collection.
 func (s *idleServer) measure() (procStats, error) { return s.ask("measure") }
 
@@ -689,7 +680,9 @@ func (s *idleServer) stop() error {
 // BenchmarkIdleRelay starts and measures, and skips unless started so. It
 // serves the path the environment names on loopback, writes "addr" and its
 // address, then for each "measure" or "count" line on its input writes
-// "stats" and what it holds (see measureSelf), until its input ends.
+// "stats" and what it holds (see measureSelf), and for each "settle" line
+// the same as for "measure" once the relays' pool of pipes is empty (see
+// waitIdlePipes), until its input ends.
 func TestIdleRelayServer(t *testing.T) {
 	path := os.Getenv(idleChildEnv)
 	if path == "" {
@@ -716,10 +709,14 @@ func TestIdleRelayServer(t *testing.T) {
 	fmt.Println("addr", addr)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		if in.Text() != "measure" && in.Text() != "count" {
+		cmd := in.Text()
+		if cmd != "measure" && cmd != "count" && cmd != "settle" {
 			continue
 		}
-		collect := in.Text() == "measure"
+		if cmd == "settle" {
+			waitIdlePipes(idleSettle)
+		}
+		collect := cmd != "count"
 		s, err := measureSelf(collect)
 		require.NoError(t, err)
 		if collect && heapDir != "" {

@@ -132,6 +132,11 @@ func (pp *pipePool) trim() {
 	}
 }
 
+// IdlePipes returns how many pipes the relays' pool keeps unused for the
+// next transfers. The pool closes each within two seconds of its last use:
+// an idle relay holds none.
+func IdlePipes() int { return pipes.idle() }
+
 // idle returns how many pipes the pool keeps.
 func (pp *pipePool) idle() int {
 	pp.mu.Lock()

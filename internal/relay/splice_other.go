@@ -17,3 +17,6 @@ func rawTCP(c net.Conn) syscall.RawConn { return nil }
 func (s *splicer) init(src, dst net.Conn, srcRaw, dstRaw syscall.RawConn) {}
 
 func (s *splicer) copy(d *direction) error { panic("relay: no splice path") }
+
+// IdlePipes returns 0: there is no pool of pipes.
+func IdlePipes() int { return 0 }
