@@ -210,7 +210,7 @@ func (r *relay) copy(d *direction) {
 			}
 			return
 		case r.idle > 0 && isTimeout(err) && r.err.Load() == nil:
-			if r.idleBoth(d) {
+			if r.timedOut(d) {
 				r.fail(ErrIdle)
 				return
 			}
@@ -237,6 +237,16 @@ func (d *direction) transfer() error {
 	return err
 }
 
+// pending reports whether the direction's source has something to read
+// (bytes, its end or an error), when it can tell: for a TCP source.
+func (d *direction) pending() bool {
+	if d.spliced {
+		return d.sp.pending()
+	}
+	raw := rawTCP(d.src)
+	return raw != nil && queued(raw)
+}
+
 // arm sets the direction's read deadline one idle period away.
 //
 // Only reads get deadlines. A splice that times out writing loses the
@@ -247,6 +257,19 @@ func (r *relay) arm(d *direction) {
 	if r.idle > 0 {
 		d.src.SetReadDeadline(time.Now().Add(r.idle))
 	}
+}
+
+// timedOut reports, for a direction whose copy has just returned on its
+// read deadline, whether the relay has been idle for the idle timeout.
+//
+// Bytes waiting in the direction's source count as movement: a copy that
+// runs late, its deadline passed before it could look, has not been idle,
+// and must not call the relay idle on its stale record.
+func (r *relay) timedOut(d *direction) bool {
+	if d.pending() {
+		d.moved.Store(time.Now().UnixNano())
+	}
+	return r.idleBoth(d)
 }
 
 // idleBoth reports, for a direction whose copy has just returned on its

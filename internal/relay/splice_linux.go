@@ -71,6 +71,21 @@ func (s *splicer) init(src, dst net.Conn, srcRaw, dstRaw syscall.RawConn) {
 	s.readable, s.writable = s.onReadable, s.onWritable
 }
 
+// queued reports whether a read on the socket would not wait: it has
+// bytes queued, its end, or an error.
+func queued(raw syscall.RawConn) bool {
+	waits := true
+	raw.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		waits = err == syscall.EAGAIN
+	})
+	return !waits
+}
+
+// pending reports whether a read on src would not wait.
+func (s *splicer) pending() bool { return queued(s.srcRaw) }
+
 // copy moves bytes from src to dst until src's sender closes its write
 // side (nil error), an error, or src's read deadline; it counts what it
 // moves on d as it goes.

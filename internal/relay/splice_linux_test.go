@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -126,5 +128,180 @@ func TestSpliceCutWhileHolding(t *testing.T) {
 	defer pipes.mu.Unlock()
 	for _, p := range pipes.free {
 		assert.Zero(t, pipeBytes(t, p.r), "a pipe kept is empty")
+	}
+}
+
+// TestSpliceBytesQueuedBeforeStart has both peers send before the relay
+// starts (a server that speaks first, a client that sent ahead): the
+// relay's first look finds them, with no wake-up from the poller to come.
+func TestSpliceBytesQueuedBeforeStart(t *testing.T) {
+	client, relayClient := tcpPair(t)
+	relayTarget, target := tcpPair(t)
+	for _, c := range []*net.TCPConn{relayClient, relayTarget} {
+		c.SetDeadline(time.Time{})
+	}
+	_, err := target.Write([]byte("220 banner"))
+	require.NoError(t, err)
+	_, err = client.Write([]byte("sent ahead"))
+	require.NoError(t, err)
+	// Both are queued on the relay's sockets before it looks.
+	require.Eventually(t, func() bool { return inQueue(t, relayClient) == 10 && inQueue(t, relayTarget) == 10 },
+		sockstest.Timeout, time.Millisecond)
+
+	result := make(chan Result, 1)
+	go func() { result <- Run(context.Background(), relayClient, relayTarget, time.Minute) }()
+	got := make([]byte, 10)
+	_, err = io.ReadFull(client, got)
+	require.NoError(t, err)
+	assert.Equal(t, "220 banner", string(got))
+	_, err = io.ReadFull(target, got)
+	require.NoError(t, err)
+	assert.Equal(t, "sent ahead", string(got))
+	client.Close()
+	target.Close()
+	select {
+	case r := <-result:
+		assert.Equal(t, int64(10), r.Up)
+		assert.Equal(t, int64(10), r.Down)
+	case <-time.After(sockstest.Timeout):
+		t.Fatal("the relay did not end")
+	}
+}
+
+// inQueue returns how many bytes wait in c's receive queue.
+func inQueue(t *testing.T, c *net.TCPConn) int {
+	rc, err := c.SyscallConn()
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, rc.Control(func(fd uintptr) { n = pipeBytes(t, int(fd)) }))
+	return n
+}
+
+// TestSpliceBusyPastIdle streams for several idle periods without a
+// pause: the read deadlines that fire in the middle of the stream, with a
+// pipe in hand or bytes queued that the copy was late to read, neither end
+// the relay nor lose a byte. A run in which the machine stalled the writer
+// itself for half the idle timeout proves nothing (the relay may rightly
+// have closed), and is tried again.
+func TestSpliceBusyPastIdle(t *testing.T) {
+	const idle = 60 * time.Millisecond
+	for range 3 {
+		s := start(t, context.Background(), idle, nil)
+		type digest struct {
+			n   int64
+			sum []byte
+		}
+		arrived := make(chan digest, 1)
+		go func() {
+			h := sha256.New()
+			n, _ := io.Copy(h, s.target)
+			arrived <- digest{n, h.Sum(nil)}
+		}()
+		h := sha256.New()
+		var sent int64
+		chunk := make([]byte, 16<<10)
+		last := time.Now()
+		until := last.Add(8 * idle)
+		var stall time.Duration
+		var werr error
+		for i := 0; time.Now().Before(until) && i < 100000; i++ {
+			rand.Read(chunk)
+			if _, werr = s.client.Write(chunk); werr != nil {
+				break
+			}
+			h.Write(chunk)
+			sent += int64(len(chunk))
+			now := time.Now()
+			stall = max(stall, now.Sub(last))
+			last = now
+		}
+		s.client.CloseWrite()
+		got := <-arrived
+		s.target.Close()
+		r := s.wait(t)
+		if stall >= idle/2 {
+			t.Logf("the writer stalled for %v: trying again", stall)
+			continue
+		}
+		// Every write went through and every byte arrived: the relay
+		// did not close while the stream lasted. (Once the client has
+		// half-closed, the quiet way back may rightly end it as idle.)
+		require.NoError(t, werr)
+		assert.Equal(t, sent, got.n)
+		assert.Equal(t, h.Sum(nil), got.sum)
+		assert.Equal(t, sent, r.Up)
+		return
+	}
+	t.Skip("the machine stalled the writer in every try")
+}
+
+// TestPending checks the look a direction takes at its source when its
+// read deadline passes: bytes, the end of the stream or an error make it
+// busy, an empty queue does not; on the splice path and on the ReadFrom
+// path of a TCP source.
+func TestPending(t *testing.T) {
+	for _, spliced := range []bool{true, false} {
+		t.Run(fmt.Sprint("spliced=", spliced), func(t *testing.T) {
+			peer, src := tcpPair(t)
+			_, dst := tcpPair(t)
+			var to net.Conn = dst
+			if !spliced {
+				to = struct{ net.Conn }{dst}
+			}
+			d := &newRelay(context.Background(), src, to, time.Hour).up // looked at, never run
+			require.Equal(t, spliced, d.spliced)
+			pending := func() bool { return d.pending() }
+
+			assert.False(t, d.pending(), "nothing queued")
+			_, err := peer.Write([]byte("x"))
+			require.NoError(t, err)
+			require.Eventually(t, pending, sockstest.Timeout, time.Millisecond, "a byte queued")
+			_, err = io.ReadFull(src, make([]byte, 1))
+			require.NoError(t, err)
+			assert.False(t, d.pending(), "read")
+			require.NoError(t, peer.CloseWrite())
+			require.Eventually(t, pending, sockstest.Timeout, time.Millisecond, "the end of the stream")
+		})
+	}
+	t.Run("reset", func(t *testing.T) {
+		peer, src := tcpPair(t)
+		_, dst := tcpPair(t)
+		d := &newRelay(context.Background(), src, dst, time.Hour).up
+		peer.SetLinger(0)
+		peer.Close()
+		require.Eventually(t, func() bool { return d.pending() }, sockstest.Timeout, time.Millisecond)
+	})
+}
+
+// TestLateCopyIsNotIdle judges a direction whose deadline passed before its
+// copy could look, with bytes waiting: the relay is not idle, and the
+// direction asks the other nothing (a question that a quiet other would
+// answer with idle).
+func TestLateCopyIsNotIdle(t *testing.T) {
+	for _, spliced := range []bool{true, false} {
+		t.Run(fmt.Sprint("spliced=", spliced), func(t *testing.T) {
+			peer, src := tcpPair(t)
+			_, dst := tcpPair(t)
+			var to net.Conn = dst
+			if !spliced {
+				to = struct{ net.Conn }{dst}
+			}
+			const idle = time.Minute
+			r := newRelay(context.Background(), src, to, idle) // judged, never run
+			long := time.Now().Add(-2 * idle).UnixNano()
+			r.up.moved.Store(long)
+			r.down.moved.Store(long)
+			assert.False(t, r.timedOut(&r.up), "quiet both ways, by the records")
+			require.NotNil(t, r.probe.Load(), "so the up direction asks the down one")
+			r.probe.Store(nil)
+
+			_, err := peer.Write([]byte("late"))
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return r.up.pending() }, sockstest.Timeout, time.Millisecond)
+			r.up.moved.Store(long)
+			assert.False(t, r.timedOut(&r.up))
+			assert.Nil(t, r.probe.Load(), "no question asked")
+			assert.Greater(t, r.up.moved.Load(), long, "the waiting bytes count as movement")
+		})
 	}
 }

@@ -20,3 +20,8 @@ func (s *splicer) copy(d *direction) error { panic("relay: no splice path") }
 
 // IdlePipes returns 0: there is no pool of pipes.
 func IdlePipes() int { return 0 }
+
+// queued reports false: only the splice path looks.
+func queued(raw syscall.RawConn) bool { return false }
+
+func (s *splicer) pending() bool { return false }
