@@ -235,6 +235,21 @@ func TestSpliceBusyPastIdle(t *testing.T) {
 	t.Skip("the machine stalled the writer in every try")
 }
 
+// unrun returns a relay that is only looked at, never run: from src, the
+// far end of peer, to a TCP connection, spliced or (wrapped) not.
+func unrun(t *testing.T, spliced bool, idle time.Duration) (peer, src *net.TCPConn, r *relay) {
+	t.Helper()
+	peer, src = tcpPair(t)
+	_, dst := tcpPair(t)
+	var to net.Conn = dst
+	if !spliced {
+		to = struct{ net.Conn }{dst}
+	}
+	r = newRelay(context.Background(), src, to, idle)
+	require.Equal(t, spliced, r.up.spliced)
+	return peer, src, r
+}
+
 // TestPending checks the look a direction takes at its source when its
 // read deadline passes: bytes, the end of the stream or an error make it
 // busy, an empty queue does not; on the splice path and on the ReadFrom
@@ -242,14 +257,8 @@ func TestSpliceBusyPastIdle(t *testing.T) {
 func TestPending(t *testing.T) {
 	for _, spliced := range []bool{true, false} {
 		t.Run(fmt.Sprint("spliced=", spliced), func(t *testing.T) {
-			peer, src := tcpPair(t)
-			_, dst := tcpPair(t)
-			var to net.Conn = dst
-			if !spliced {
-				to = struct{ net.Conn }{dst}
-			}
-			d := &newRelay(context.Background(), src, to, time.Hour).up // looked at, never run
-			require.Equal(t, spliced, d.spliced)
+			peer, src, r := unrun(t, spliced, time.Hour)
+			d := &r.up
 			pending := func() bool { return d.pending() }
 
 			assert.False(t, d.pending(), "nothing queued")
@@ -264,9 +273,8 @@ func TestPending(t *testing.T) {
 		})
 	}
 	t.Run("reset", func(t *testing.T) {
-		peer, src := tcpPair(t)
-		_, dst := tcpPair(t)
-		d := &newRelay(context.Background(), src, dst, time.Hour).up
+		peer, _, r := unrun(t, true, time.Hour)
+		d := &r.up
 		peer.SetLinger(0)
 		peer.Close()
 		require.Eventually(t, func() bool { return d.pending() }, sockstest.Timeout, time.Millisecond)
@@ -280,14 +288,8 @@ func TestPending(t *testing.T) {
 func TestLateCopyIsNotIdle(t *testing.T) {
 	for _, spliced := range []bool{true, false} {
 		t.Run(fmt.Sprint("spliced=", spliced), func(t *testing.T) {
-			peer, src := tcpPair(t)
-			_, dst := tcpPair(t)
-			var to net.Conn = dst
-			if !spliced {
-				to = struct{ net.Conn }{dst}
-			}
 			const idle = time.Minute
-			r := newRelay(context.Background(), src, to, idle) // judged, never run
+			peer, _, r := unrun(t, spliced, idle)
 			long := time.Now().Add(-2 * idle).UnixNano()
 			r.up.moved.Store(long)
 			r.down.moved.Store(long)
