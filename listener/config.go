@@ -2,6 +2,7 @@ package listener
 
 import (
 	"log/slog"
+	"net"
 	"time"
 
 	"golang.org/x/net/proxy"
@@ -143,6 +144,11 @@ type Config struct {
 	// A listener a program wraps itself drains with [Listener.Shutdown].
 	DrainTimeout time.Duration
 
+	// Resolver resolves the names the listener looks up itself rather
+	// than through Dialer: the destinations of UDP ASSOCIATE's datagrams,
+	// and Tor's RESOLVE and RESOLVE_PTR. Nil means net.DefaultResolver.
+	Resolver *net.Resolver
+
 	// Logger receives a record for each SOCKS session, with the keys
 	// client, user, version, cmd, target, decision, reason, reply,
 	// bytes_up, bytes_down, datagrams_up, datagrams_down (when not
@@ -199,4 +205,12 @@ func (c *Config) withDefaults() Config {
 		d.Logger = slog.Default()
 	}
 	return d
+}
+
+// resolver returns the resolver the listener looks names up with.
+func (l *Listener) resolver() *net.Resolver {
+	if l.cfg.Resolver != nil {
+		return l.cfg.Resolver
+	}
+	return net.DefaultResolver
 }

@@ -118,11 +118,13 @@ func (t *tracked) closeAll(keepConn bool) {
 	resources := t.resources
 	t.resources = nil
 	t.mu.Unlock()
-	if !keepConn {
-		closeQuietly(t.conn)
-	}
+	// The resources go first: a client that sees its connection closed
+	// finds what the session held (a BIND's port) closed already.
 	for _, r := range resources {
 		closeQuietly(r)
+	}
+	if !keepConn {
+		closeQuietly(t.conn)
 	}
 }
 
