@@ -83,7 +83,9 @@ func (s *session) relay() {
 	// whom it dials for (FromContext): to pick an egress address or an
 	// upstream per user or per client.
 	ctx, cancel := context.WithTimeout(NewContext(l.ctx, s.req), l.cfg.DialTimeout)
+	dialStart := time.Now()
 	target, err := d.DialContext(ctx, "tcp", s.req.Target.String())
+	s.rec.Dial = time.Since(dialStart)
 	cancel()
 	if err != nil {
 		if s.replies > 0 { // a peek has answered: too late for a code

@@ -88,6 +88,15 @@ type Record struct {
 	// Start is when the session began: its first byte was seen.
 	Start time.Time
 
+	// Handshake is how long the handshake took, from Start to the
+	// request read (or to its failure).
+	Handshake time.Duration
+
+	// Dial is how long a relay's dial of its target took, name
+	// resolution included, whether it succeeded or not; zero when the
+	// session dialed nothing.
+	Dial time.Duration
+
 	// Duration is how long the session lasted.
 	Duration time.Duration
 

@@ -68,6 +68,7 @@ func (s *session) serve(version byte) {
 	s.t.state.Store(stateHandshake)
 	l.startHandshake(&s.hs)
 	err := s.handshake(version)
+	s.rec.Handshake = time.Since(s.rec.Start)
 	if l.endHandshake(&s.hs) {
 		s.rec.Decision, s.rec.Reason = DecisionDrop, "stalled handshake shed: too many handshakes"
 		s.end()
