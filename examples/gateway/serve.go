@@ -2,53 +2,38 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
-	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sockstap/sockstap/listener"
 )
 
-// serve relays SOCKS on ln as cfg says until ctx ends, and closes the
-// connections that are not SOCKS. Then it drains: it stops accepting,
-// closes what is not a relay, and gives the relays under way drain to
-// finish before it closes them. It returns the wrapped listener's error
-// if that fails first.
-func serve(ctx context.Context, ln net.Listener, cfg *listener.Config, drain time.Duration, logger *slog.Logger) error {
+// serve relays SOCKS on ln as cfg says until ctx ends, then drains for
+// cfg.DrainTimeout (listener.Serve). With metricsAddr it serves
+// Prometheus metrics there, built on the listener's records and Stats.
+func serve(ctx context.Context, ln net.Listener, cfg *listener.Config, metricsAddr string, logger *slog.Logger) error {
+	var m *recordMetrics
+	reg := prometheus.NewRegistry()
+	if metricsAddr != "" {
+		m = newRecordMetrics(reg)
+		cfg.OnRecord = m.record
+	}
 	l := listener.Wrap(ln, cfg)
-	failed := make(chan error, 1)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				failed <- err
-				return
-			}
-			c.Close() // not SOCKS: nobody here serves it
+	if m != nil {
+		reg.MustRegister(newStatsCollector(l.Stats))
+		addr, stop, err := serveMetrics(ctx, metricsAddr, reg, logger)
+		if err != nil {
+			l.Close()
+			return err
 		}
-	}()
-	select {
-	case err := <-failed:
-		l.Close()
-		return err
-	case <-ctx.Done():
+		defer stop()
+		logger.Info("gateway metrics", "addr", addr.String())
 	}
-	if drain > 0 {
-		logger.Info("gateway draining", "for", drain)
+	if cfg.DrainTimeout > 0 {
+		stop := context.AfterFunc(ctx, func() { logger.Info("gateway draining", "for", cfg.DrainTimeout) })
+		defer stop()
 	}
-	dctx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	err := l.Shutdown(dctx)
-	<-failed // net.ErrClosed, now that the listener is shut
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		if drain > 0 {
-			logger.Warn("gateway drain: relays still under way were closed", "after", drain)
-		}
-		return nil
-	case errors.Is(err, net.ErrClosed):
-		return nil
-	}
-	return err
+	return listener.Serve(ctx, l, nil)
 }
