@@ -152,9 +152,15 @@ type Config struct {
 	// Logger receives a record for each SOCKS session, with the keys
 	// client, user, version, cmd, target, decision, reason, reply,
 	// bytes_up, bytes_down, datagrams_up, datagrams_down (when not
-	// zero), duration and cause, and a record for each panic a goroutine
-	// of the listener's recovered ("socks panic"). Nil means
-	// slog.Default().
+	// zero), duration and cause (an error, as slog.Any has it), with the
+	// session's Request in the record's context (FromContext); and the
+	// listener's own events: an accept that failed ("socks accept"), a
+	// panic a goroutine of the listener's recovered ("socks panic"), a
+	// lockout of the brake on guessing.
+	//
+	// Nil means no record per session, as net/http writes none for its
+	// requests: a library wrapped into a program stays quiet. The
+	// listener's own events then go to slog.Default().
 	Logger *slog.Logger
 
 	// OnRecord, when not nil, receives each SOCKS session's [Record] as
@@ -200,9 +206,6 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MaxHandshakesPerClient == 0 {
 		d.MaxHandshakesPerClient = DefaultMaxHandshakesPerClient
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
 	}
 	return d
 }

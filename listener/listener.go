@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"reflect"
@@ -41,6 +42,10 @@ type Listener struct {
 	// must end too (Close, or Shutdown's context).
 	ctx, relayCtx       context.Context
 	cancel, cancelRelay context.CancelFunc
+
+	// logCtx is the context the listener's log records carry: Serve's
+	// caller's, for Serve's own listener (its values, not its end).
+	logCtx context.Context
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by stop: Accept returns acceptErr
@@ -173,13 +178,14 @@ func wrap(ln net.Listener, cfg *Config, setup func(*Listener)) *Listener {
 	}
 	l.methods = l.cfg.Methods
 	if l.methodsWait && !l.cfg.AuthLimit.off() {
-		l.auth = newAuthGuard(l.cfg.AuthLimit, l.cfg.Logger, l.now)
+		l.auth = newAuthGuard(l.cfg.AuthLimit, l.eventLogger(), l.now)
 		l.methods = l.auth.guardMethods(l.cfg.Methods)
 	}
 	if l.cfg.Dialer != nil {
 		l.relayDialer = GuardDialer(l.cfg.Dialer, l.policy)
 	}
 	l.commands = l.cfg.commands(commandTable)
+	l.logCtx = context.Background()
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.relayCtx, l.cancelRelay = context.WithCancel(context.Background())
 	if setup != nil {
@@ -347,7 +353,8 @@ func (l *Listener) serve() {
 				return
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.cfg.Logger.Warn("socks accept", "cause", err, "retry_in", backoff)
+			l.eventLogger().LogAttrs(l.logCtx, slog.LevelWarn, "socks accept",
+				slog.Any("cause", err), slog.Duration("retry_in", backoff))
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -457,8 +464,17 @@ func addrString(a net.Addr) string {
 // panic again.
 func (l *Listener) logPanic(client net.Addr, p any) {
 	defer func() { recover() }()
-	l.cfg.Logger.Error("socks panic", "client", addrString(client),
-		"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
+	l.eventLogger().LogAttrs(l.logCtx, slog.LevelError, "socks panic", slog.String("client", addrString(client)),
+		slog.Any("cause", p), slog.String("stack", string(debug.Stack())))
+}
+
+// eventLogger is the logger of the listener's own events: Config.Logger,
+// or slog.Default() when that is nil.
+func (l *Listener) eventLogger() *slog.Logger {
+	if l.cfg.Logger != nil {
+		return l.cfg.Logger
+	}
+	return slog.Default()
 }
 
 // remoteAddr is c's RemoteAddr, or nil when that panics: for the paths

@@ -44,7 +44,9 @@ func Serve(ctx context.Context, ln net.Listener, cfg *Config) error {
 			c.Dialer = &net.Dialer{}
 		}
 		c.Tap = nil
-		l = Wrap(ln, &c)
+		// The records carry the caller's context: its values, for a
+		// handler that logs them, not its end, which is Serve's.
+		l = wrap(ln, &c, func(l *Listener) { l.logCtx = context.WithoutCancel(ctx) })
 	}
 	drained := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
