@@ -201,6 +201,10 @@ func hasProxySignature(br *bufio.Reader) bool {
 
 // readProxyHeader reads the PROXY protocol header that br starts with, of
 // at most max bytes, with the parser of github.com/pires/go-proxyproto.
+// Its v0.15.0: v0.16.0's parser is the same code (v1.go, v2.go, header.go
+// and tlv.go are identical; it changes Conn.WriteTo, unused here), but its
+// go.mod asks for Go 1.26.9, newer than the project's toolchain. Both have
+// the fixes of the package's advisories (CVE-2021-23351, CVE-2021-23409).
 // When br does not start with a header's complete signature, it returns
 // errNoProxyHeader and has consumed nothing. started, when not nil, is
 // called once the signature has been seen, before the rest is read.
