@@ -2,10 +2,8 @@ package listener
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,39 +19,8 @@ func echoRelay(t *testing.T, w *world) *net.TCPConn {
 	t.Helper()
 	c, _, err := w.connect5(sockstest.Echo(t).String())
 	require.NoError(t, err)
-	assertEchoes(t, c, "first")
+	sockstest.Echoes(t, c, "first")
 	return c
-}
-
-// assertEchoes writes msg on c and checks that it comes back.
-func assertEchoes(t *testing.T, c net.Conn, msg string) {
-	t.Helper()
-	_, err := io.WriteString(c, msg)
-	require.NoError(t, err)
-	got := make([]byte, len(msg))
-	_, err = io.ReadFull(c, got)
-	require.NoError(t, err)
-	assert.Equal(t, msg, string(got))
-}
-
-// awaitNotListening waits until nothing accepts on addr, trying to
-// connect with a growing pause, bounded in count and time.
-func awaitNotListening(t *testing.T, addr net.Addr) {
-	t.Helper()
-	deadline := time.Now().Add(sockstest.Timeout)
-	delay := time.Millisecond
-	for i := 0; i < 200 && time.Now().Before(deadline); i++ {
-		c, err := net.Dial("tcp", addr.String())
-		switch {
-		case errors.Is(err, syscall.ECONNREFUSED):
-			return
-		case err == nil:
-			c.Close()
-		}
-		<-time.After(delay)
-		delay = min(2*delay, 50*time.Millisecond)
-	}
-	t.Fatalf("%s still accepts connections", addr)
 }
 
 // TestCloseDuringShutdown closes the listener while a Shutdown waits for
@@ -64,7 +31,7 @@ func TestCloseDuringShutdown(t *testing.T) {
 	c := echoRelay(t, w)
 	shut := make(chan error, 1)
 	go func() { shut <- w.l.Shutdown(context.Background()) }()
-	awaitNotListening(t, w.l.Addr())
+	sockstest.AwaitRefused(t, w.l.Addr().String())
 
 	closed := make(chan error, 1)
 	go func() { closed <- w.l.Close() }()
@@ -74,7 +41,7 @@ func TestCloseDuringShutdown(t *testing.T) {
 	case <-time.After(sockstest.Timeout):
 		t.Fatal("Close waited for the relay that Shutdown lets run")
 	}
-	assertEchoes(t, c, "after Close")
+	sockstest.Echoes(t, c, "after Close")
 	select {
 	case err := <-shut:
 		t.Fatalf("Shutdown returned %v with a relay running", err)
@@ -118,8 +85,8 @@ func TestServeDrain(t *testing.T) {
 		w, stop, done := serve(t, &Config{Dialer: &net.Dialer{}, DrainTimeout: time.Minute})
 		c := echoRelay(t, w)
 		stop()
-		awaitNotListening(t, w.l.Addr())
-		assertEchoes(t, c, "while draining")
+		sockstest.AwaitRefused(t, w.l.Addr().String())
+		sockstest.Echoes(t, c, "while draining")
 		select {
 		case err := <-done:
 			t.Fatalf("Serve returned %v with a relay running", err)

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,41 +28,6 @@ func relayTo(t *testing.T, addr string, target *net.TCPAddr) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
-// echoes writes msg on c, which leads to an echo server, and checks that
-// it comes back.
-func echoes(t *testing.T, c net.Conn, msg string) {
-	t.Helper()
-	_, err := io.WriteString(c, msg)
-	require.NoError(t, err)
-	got := make([]byte, len(msg))
-	_, err = io.ReadFull(c, got)
-	require.NoError(t, err)
-	assert.Equal(t, msg, string(got))
-}
-
-// awaitRefused waits until nothing listens on addr any more, trying to
-// connect with a growing pause, bounded in count and time.
-func awaitRefused(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(sockstest.Timeout)
-	delay := time.Millisecond
-	for i := 0; i < 200 && time.Now().Before(deadline); i++ {
-		c, err := net.Dial("tcp", addr)
-		switch {
-		case errors.Is(err, syscall.ECONNREFUSED):
-			return
-		case err == nil:
-			c.Close()
-		case !errors.Is(err, syscall.ECONNRESET): // reset: taken in as the listener closed
-			require.NoError(t, err)
-		}
-		timer := time.NewTimer(delay)
-		<-timer.C
-		delay = min(2*delay, 50*time.Millisecond)
-	}
-	t.Fatalf("%s still accepts connections", addr)
-}
-
 // TestGatewayDrain stops a gateway with -drain while a relay is under
 // way: new connections are refused at once, the relay goes on moving
 // bytes both ways, and the gateway ends when the relay does.
@@ -72,11 +35,11 @@ func TestGatewayDrain(t *testing.T) {
 	echo := sockstest.Echo(t)
 	g := launch(t, "-drain", "1m")
 	c := relayTo(t, g.addr, echo)
-	echoes(t, c, "before the signal")
+	sockstest.Echoes(t, c, "before the signal")
 
 	g.stop()
-	awaitRefused(t, g.addr)
-	echoes(t, c, "while draining")
+	sockstest.AwaitRefused(t, g.addr)
+	sockstest.Echoes(t, c, "while draining")
 	select {
 	case err := <-g.done:
 		t.Fatalf("the gateway ended with a relay under way: %v", err)
@@ -100,7 +63,7 @@ func TestGatewayDrainEnds(t *testing.T) {
 	echo := sockstest.Echo(t)
 	g := launch(t, "-drain", "50ms")
 	c := relayTo(t, g.addr, echo)
-	echoes(t, c, "idle from now on")
+	sockstest.Echoes(t, c, "idle from now on")
 
 	g.stop()
 	require.NoError(t, g.wait(t))
@@ -116,7 +79,7 @@ func TestGatewayNoDrain(t *testing.T) {
 	echo := sockstest.Echo(t)
 	g := launch(t)
 	c := relayTo(t, g.addr, echo)
-	echoes(t, c, "hello")
+	sockstest.Echoes(t, c, "hello")
 	g.stop()
 	require.NoError(t, g.wait(t))
 	_, err := c.Read(make([]byte, 1))

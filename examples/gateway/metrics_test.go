@@ -58,7 +58,7 @@ func TestGatewayMetrics(t *testing.T) {
 		socks5.Request{Command: socks5.CmdConnect, Addr: socks5.AddrFromAddrPort(echo.AddrPort())},
 		socks5.UserPassClient{Username: "alice", Password: "s3cret"})
 	require.NoError(t, err)
-	echoes(t, c, "hello")
+	sockstest.Echoes(t, c, "hello")
 	assert.Contains(t, scrape(t, addr), "sockstap_connections{state=\"relay\"} 1\n")
 
 	bad, err := net.Dial("tcp", g.addr)

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
-	"syscall"
 	"testing"
 	"time"
 
@@ -100,20 +98,11 @@ func TestWrapDrain(t *testing.T) {
 	_, _, err = socks5.ClientHandshake(context.Background(), c,
 		socks5.Request{Command: socks5.CmdConnect, Addr: socks5.AddrFromAddrPort(echo.AddrPort())})
 	require.NoError(t, err)
-	echoes := func(msg string) {
-		t.Helper()
-		_, err := io.WriteString(c, msg)
-		require.NoError(t, err)
-		got := make([]byte, len(msg))
-		_, err = io.ReadFull(c, got)
-		require.NoError(t, err)
-		assert.Equal(t, msg, string(got))
-	}
-	echoes("not HTTP, so relayed")
+	sockstest.Echoes(t, c, "not HTTP, so relayed")
 
 	stop()
-	awaitRefused(t, addr)
-	echoes("still relayed while wrap stops")
+	sockstest.AwaitRefused(t, addr)
+	sockstest.Echoes(t, c, "still relayed while wrap stops")
 	select {
 	case err := <-done:
 		t.Fatalf("wrap ended with a relay under way: %v", err)
@@ -124,26 +113,4 @@ func TestWrapDrain(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, rest)
 	assert.NoError(t, awaitEnd(t, done))
-}
-
-// awaitRefused waits until nothing listens on addr any more, trying to
-// connect with a growing pause, bounded in count and time.
-func awaitRefused(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(sockstest.Timeout)
-	delay := time.Millisecond
-	for i := 0; i < 200 && time.Now().Before(deadline); i++ {
-		c, err := net.Dial("tcp", addr)
-		switch {
-		case errors.Is(err, syscall.ECONNREFUSED):
-			return
-		case err == nil:
-			c.Close()
-		case !errors.Is(err, syscall.ECONNRESET): // reset: taken in as the listener closed
-			require.NoError(t, err)
-		}
-		<-time.After(delay)
-		delay = min(2*delay, 50*time.Millisecond)
-	}
-	t.Fatalf("%s still accepts connections", addr)
 }
