@@ -33,6 +33,7 @@ func TestNeedFindsPrograms(t *testing.T) {
 		{"socksify", "dante-client"},
 		{"microsocks", "microsocks"},
 		{"privoxy", "privoxy"},
+		{"haproxy", "haproxy"},
 		{"sshd", "openssh-server"},
 		{"ssh", "openssh-client"},
 	} {
