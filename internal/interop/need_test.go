@@ -35,6 +35,7 @@ func TestNeedFindsPrograms(t *testing.T) {
 		{"privoxy", "privoxy"},
 		{"sshd", "openssh-server"},
 		{"ssh", "openssh-client"},
+		{"chromium", "chromium"},
 	} {
 		t.Run(c.program, func(t *testing.T) {
 			path := Need(t, c.program, c.pkg)
