@@ -74,6 +74,10 @@ func Chromium(t testing.TB, ctx context.Context, url string, b Browse) string {
 		"--no-first-run", "--no-default-browser-check",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-breakpad", "--disable-crash-reporter", "--disable-extensions",
+		"--disable-client-side-phishing-detection", "--disable-domain-reliability",
+		"--disable-default-apps", "--no-pings", "--safebrowsing-disable-auto-update",
+		"--disable-features=NetworkTimeServiceQuerying,OptimizationHints,Translate,MediaRouter," +
+			"AutofillServerCommunication,CertificateTransparencyComponentUpdater,HttpsUpgrades",
 		"--hide-scrollbars", "--mute-audio",
 		"--user-data-dir=" + profile,
 		"--window-size=" + strconv.Itoa(width) + "," + strconv.Itoa(height),
