@@ -78,7 +78,7 @@ func Chromium(t testing.TB, ctx context.Context, url string, b Browse) string {
 		"--disable-default-apps", "--no-pings", "--safebrowsing-disable-auto-update",
 		"--disable-features=NetworkTimeServiceQuerying,OptimizationHints,Translate,MediaRouter," +
 			"AutofillServerCommunication,CertificateTransparencyComponentUpdater,HttpsUpgrades",
-		"--hide-scrollbars", "--mute-audio",
+		"--hide-scrollbars", "--mute-audio", "--log-level=3", // fatal only: D-Bus is absent, and says so at length
 		"--user-data-dir=" + profile,
 		"--window-size=" + strconv.Itoa(width) + "," + strconv.Itoa(height),
 		"--host-resolver-rules=" + rules,
