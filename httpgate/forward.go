@@ -97,9 +97,12 @@ func (ex *exchange) forward() {
 }
 
 // roundTrip sends out, passing the 1xx responses it gets on to the client.
+// Its body's reads are bounded by BodyIdleTimeout: a stalled one cancels
+// the request, which ends the connection.
 func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
 	trace := &httptrace.ClientTrace{Got1xxResponse: ex.informational}
-	out = out.WithContext(httptrace.WithClientTrace(out.Context(), trace))
+	ctx, cancel := context.WithCancel(out.Context())
+	out = out.WithContext(httptrace.WithClientTrace(ctx, trace))
 	var resp *http.Response
 	var err error
 	if t := ex.g.Transport; t != nil {
@@ -108,8 +111,13 @@ func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
 		resp, err = ex.st.upstream.transport(ex.req).RoundTrip(out)
 	}
 	if err != nil {
+		cancel()
 		return nil, err
 	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	resp.Body = &cancelBody{ReadCloser: watchBody(resp.Body, ex.st.bodyIdle, cancel), cancel: cancel}
 	if f := ex.g.ModifyResponse; f != nil {
 		if err := f(resp); err != nil {
 			resp.Body.Close()
@@ -117,6 +125,18 @@ func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
 		}
 	}
 	return resp, nil
+}
+
+// cancelBody cancels its request's context once the body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // informational passes an interim (1xx) response on, without its
@@ -208,12 +228,44 @@ func (ex *exchange) writeResponse(code int, header http.Header, body io.Reader, 
 	}
 	if err != nil {
 		ex.err = err
-		// The response cannot end as if it were whole: cut it off.
-		panic(http.ErrAbortHandler)
+		ex.reason = "response cut short: " + err.Error()
+		ex.abort(length < 0 && (closeDelim || !ex.r.ProtoAtLeast(1, 1)))
 	}
 	for k, v := range trailer {
 		h[http.TrailerPrefix+k] = v
 	}
+}
+
+// abort ends a response that cannot be completed: what was written of it
+// goes out, then the connection ends, so that the client does not take it
+// for whole (RFC 9112, section 8). When its body has neither a length nor
+// chunks, which would tell a cut body from a whole one, the connection is
+// reset rather than closed.
+func (ex *exchange) abort(unframed bool) {
+	http.NewResponseController(ex.w).Flush()
+	if unframed {
+		if fc, ok := ex.r.Context().Value(framedConnKey{}).(*framedConn); ok {
+			if tc := tcpConnOf(fc); tc != nil {
+				tc.SetLinger(0) // close sends RST
+			}
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// tcpConnOf returns the TCP connection under c's wrappers, or nil.
+func tcpConnOf(c net.Conn) *net.TCPConn {
+	for range 8 { // wrappers do not nest deeper
+		switch w := c.(type) {
+		case *net.TCPConn:
+			return w
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

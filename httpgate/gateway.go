@@ -92,6 +92,15 @@ type Gateway struct {
 	// 60 seconds.
 	ResponseHeaderTimeout time.Duration
 
+	// BodyIdleTimeout bounds each wait for more of a response body from
+	// upstream: when the origin sends part of a body and then nothing for
+	// that long, the gateway cuts the response off (the client's
+	// connection ends, since the response cannot be completed) and the
+	// record says why. The clock runs only while the gateway waits on
+	// upstream, not while the client is slow to read. Zero means 2
+	// minutes; negative, never.
+	BodyIdleTimeout time.Duration
+
 	// IdleTimeout closes a tunnel (CONNECT, an upgraded connection) when
 	// nothing has moved either way for that long. Zero means 10 minutes;
 	// negative, never.
@@ -113,6 +122,7 @@ type Gateway struct {
 const (
 	DefaultDialTimeout           = 30 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultBodyIdleTimeout       = 2 * time.Minute
 	DefaultIdleTimeout           = 10 * time.Minute
 )
 
@@ -124,7 +134,9 @@ type state struct {
 	dialer      proxy.ContextDialer
 	logger      *slog.Logger
 	dialTimeout time.Duration
-	idle        time.Duration
+	idle        time.Duration // a tunnel's; 0 is never
+	bodyIdle    time.Duration // a response body's; 0 is never
+	rht         time.Duration
 	upstream    upstream
 }
 
@@ -161,11 +173,18 @@ func (g *Gateway) setup() {
 	case s.idle < 0:
 		s.idle = 0
 	}
-	rht := g.ResponseHeaderTimeout
-	if rht == 0 {
-		rht = DefaultResponseHeaderTimeout
+	s.bodyIdle = g.BodyIdleTimeout
+	switch {
+	case s.bodyIdle == 0:
+		s.bodyIdle = DefaultBodyIdleTimeout
+	case s.bodyIdle < 0:
+		s.bodyIdle = 0
 	}
-	s.upstream.init(g.dial, rht)
+	s.rht = g.ResponseHeaderTimeout
+	if s.rht == 0 {
+		s.rht = DefaultResponseHeaderTimeout
+	}
+	s.upstream.init(g.dial, s.rht)
 }
 
 func (g *Gateway) state() *state {

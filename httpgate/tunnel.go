@@ -66,10 +66,7 @@ func (ex *exchange) upgrade() {
 	}
 	isConnect := r.Method == http.MethodConnect
 	out := ex.outgoing(ctx, true)
-	rht := ex.g.ResponseHeaderTimeout
-	if rht == 0 {
-		rht = DefaultResponseHeaderTimeout
-	}
+	rht := ex.st.rht
 	conn.SetDeadline(time.Now().Add(rht))
 	bw := bufio.NewWriter(conn)
 	err = out.Write(bw)
@@ -95,6 +92,7 @@ func (ex *exchange) upgrade() {
 		isConnect && resp.StatusCode/100 == 2
 	if !switched {
 		ex.w.Header().Set("Connection", "close")
+		resp.Body = watchBody(resp.Body, ex.st.bodyIdle, func() { conn.Close() })
 		ex.respond(resp, nil)
 		conn.Close()
 		return

@@ -1,0 +1,76 @@
+package httpgate
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// stallError is why a response body was cut off: upstream sent nothing
+// of it for the gateway's BodyIdleTimeout. It is a timeout (net.Error).
+type stallError struct{ idle time.Duration }
+
+func (e *stallError) Error() string {
+	return "httpgate: upstream sent nothing of the response body for " + e.idle.String()
+}
+
+// Timeout reports true: the error is one of waiting.
+func (e *stallError) Timeout() bool { return true }
+
+// Temporary reports false.
+func (e *stallError) Temporary() bool { return false }
+
+// stallBody is a response body from upstream each of whose reads may wait
+// at most idle: when nothing comes for that long, abort is called, which
+// must end the read under way (cancel the request, close the connection),
+// and the read, and every one after it, returns a *stallError. The clock
+// runs only while a read waits, so a client slow to take what was read
+// does not count against upstream.
+type stallBody struct {
+	io.ReadCloser
+	idle  time.Duration
+	abort func()
+
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+// watchBody returns body with its reads bounded by idle, or body itself
+// when idle is not positive. abort is called when a read waits too long;
+// closing the returned body stops the clock.
+func watchBody(body io.ReadCloser, idle time.Duration, abort func()) io.ReadCloser {
+	if idle <= 0 || body == nil || body == http.NoBody {
+		return body
+	}
+	b := &stallBody{ReadCloser: body, idle: idle, abort: abort}
+	b.timer = time.AfterFunc(idle, b.fire)
+	b.timer.Stop()
+	return b
+}
+
+func (b *stallBody) fire() {
+	b.stalled.Store(true)
+	b.abort()
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	if b.stalled.Load() {
+		return 0, &stallError{b.idle}
+	}
+	b.timer.Reset(b.idle)
+	n, err := b.ReadCloser.Read(p)
+	// The timer was armed by this read alone: if Stop finds it gone, it
+	// fired while the read waited.
+	if !b.timer.Stop() {
+		b.stalled.Store(true)
+		return n, &stallError{b.idle}
+	}
+	return n, err
+}
+
+// Close stops the clock and closes the body.
+func (b *stallBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
+}
