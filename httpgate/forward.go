@@ -145,6 +145,12 @@ func (ex *exchange) informational(code int, header textproto.MIMEHeader) error {
 	if !ex.r.ProtoAtLeast(1, 1) || code == http.StatusSwitchingProtocols {
 		return nil
 	}
+	if code == http.StatusContinue && hasToken(ex.r.Header["Expect"], "100-continue") {
+		// The server answers the client's Expect itself, as the transport
+		// starts sending the body it was told to continue with: passing
+		// upstream's 100 on as well would answer twice.
+		return nil
+	}
 	hh := http.Header(header).Clone()
 	removeHopHeaders(hh)
 	addVia(hh, 1, 1, ex.st.via)

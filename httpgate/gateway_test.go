@@ -240,6 +240,7 @@ func TestExpectContinue(t *testing.T) {
 		require.NoError(t, err)
 		resp, err := http.ReadResponse(br, nil)
 		require.NoError(t, err)
+		assert.Equal(t, 200, resp.StatusCode, "one 100 Continue, then the final response")
 		b, _ := io.ReadAll(resp.Body)
 		assert.Equal(t, "got hello", string(b))
 	})
