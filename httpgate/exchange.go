@@ -34,6 +34,15 @@ type exchange struct {
 	reason   string
 	err      error
 	closed   bool // the connection was taken over (hijacked)
+
+	tunnels *tunnels // where the exchange's tunnel is counted, if it became one
+}
+
+// release ends what the exchange holds once its record is written.
+func (ex *exchange) release() {
+	if ex.tunnels != nil {
+		ex.tunnels.end()
+	}
 }
 
 // serve decides what the request is and serves it.

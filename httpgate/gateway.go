@@ -197,6 +197,7 @@ func (g *Gateway) state() *state {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state()
 	ex := &exchange{g: g, st: st, r: r, start: time.Now()}
+	defer ex.release() // after the record (deferred below) is written
 	sreq, tapped := listener.FromContext(r.Context())
 	switch {
 	case r.Method == badFramingMethod && badFraming(r) != nil:

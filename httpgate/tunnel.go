@@ -147,13 +147,22 @@ func protocolName(v string) string {
 }
 
 // hijack takes the client's connection over from the server, with no
-// deadline left on it.
+// deadline left on it, for a tunnel; the tunnel is counted among its
+// server's (see tunnels) until the exchange ends. It fails when the server
+// is closing its tunnels.
 func (ex *exchange) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(ex.w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
 	ex.closed = true
+	if ts := tunnelsOf(ex.r.Context()); ts != nil {
+		if !ts.start() {
+			c.Close()
+			return nil, nil, errShutdown
+		}
+		ex.tunnels = ts
+	}
 	c.SetDeadline(time.Time{})
 	return c, brw, nil
 }
@@ -170,10 +179,18 @@ func (ex *exchange) tunnel(client net.Conn, br *bufio.Reader, target net.Conn, t
 	if len(targetAhead) > 0 {
 		tc = peek.NewConn(target, targetAhead)
 	}
-	res := relay.Run(context.Background(), peek.NewConn(rawConn(client), ahead), tc, ex.st.idle)
+	ctx := context.Background()
+	if ex.tunnels != nil {
+		ctx = ex.tunnels.ctx // ends when the server closes its tunnels
+	}
+	res := relay.Run(ctx, peek.NewConn(rawConn(client), ahead), tc, ex.st.idle)
 	ex.up += res.Up
 	ex.down += res.Down
-	if res.Err != nil && !errors.Is(res.Err, net.ErrClosed) {
+	switch {
+	case res.Err == nil || errors.Is(res.Err, net.ErrClosed):
+	case errors.Is(res.Err, context.Canceled) && ctx.Err() != nil:
+		ex.err, ex.reason = errShutdown, "closed: the server shut down"
+	default:
 		ex.err = res.Err
 	}
 }

@@ -29,6 +29,9 @@ type world struct {
 	mu       sync.Mutex
 	records  []*Record
 	recorded chan struct{}
+
+	stop func()       // ends the server's context
+	done <-chan error // what Serve returned
 }
 
 // newWorld serves g (with its Logger and OnRecord set by the world) on a
@@ -59,17 +62,53 @@ func newWorld(t *testing.T, g *Gateway, configure func(*Server)) *world {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
+	w.stop, w.done = cancel, done
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-done:
-			require.NoError(t, err)
+		case err, ok := <-w.done:
+			if ok {
+				require.NoError(t, err)
+			}
 		case <-time.After(sockstest.Timeout):
 			t.Error("server did not stop")
 		}
 	})
 	return w
 }
+
+// served waits, at most Timeout, for Serve to return (once w.stop has
+// ended its context), and checks it returned nil.
+func (w *world) served() {
+	w.t.Helper()
+	select {
+	case err := <-w.done:
+		require.NoError(w.t, err)
+		w.done = closedDone
+	case <-time.After(sockstest.Timeout):
+		w.t.Fatal("Serve did not return in time")
+	}
+}
+
+// serving reports whether Serve has not returned yet.
+func (w *world) serving() bool {
+	select {
+	case err, ok := <-w.done:
+		if ok {
+			require.NoError(w.t, err)
+			w.done = closedDone
+		}
+		return false
+	default:
+		return true
+	}
+}
+
+var closedDone = func() <-chan error {
+	c := make(chan error)
+	close(c)
+	return c
+}()
 
 // record waits for the next record the gateway makes.
 func (w *world) record() *Record {
