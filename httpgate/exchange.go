@@ -24,6 +24,7 @@ type exchange struct {
 	start   time.Time
 	arrival Arrival
 	req     *listener.Request // the client and destination, as the policy sees them
+	ctx     context.Context   // see context; nil until it is first asked for
 	target  string            // host:port the request goes to
 	url     string            // the absolute URL, for the record and the cache
 	body    *countingBody
@@ -67,7 +68,7 @@ func (ex *exchange) serve() {
 			return
 		}
 		ex.req = ex.clientRequest(user)
-		if err := ex.st.policy(r.Context(), ex.req); err != nil {
+		if err := ex.st.policy(ex.context(), ex.req); err != nil {
 			ex.deny(err)
 			return
 		}
@@ -91,6 +92,34 @@ func (ex *exchange) serve() {
 }
 
 type framedConnKey struct{}
+
+// context returns the context of what the gateway does on the client's
+// behalf (the policy's check, dials, the round trip): the request's,
+// carrying the client's *listener.Request and how it arrived.
+func (ex *exchange) context() context.Context {
+	if ex.ctx == nil {
+		ctx := ex.r.Context()
+		if r, ok := listener.FromContext(ctx); !ok || r != ex.req {
+			ctx = listener.NewContext(ctx, ex.req)
+		}
+		ex.ctx = context.WithValue(ctx, arrivalKey{}, ex.arrival)
+	}
+	return ex.ctx
+}
+
+type arrivalKey struct{}
+
+// ArrivalFromContext returns how the request whose work ctx is for arrived
+// at the gateway, when ctx is one the gateway gave its Policy, its Dialer
+// or its Transport. The *listener.Request of a client that came as an
+// HTTP proxy client ([ArrivalProxy], [ArrivalConnect]) has Version 0,
+// which its VersionString spells "socks0": a policy or a dialer that logs
+// how clients came should log the arrival instead, as the gateway's own
+// records do.
+func ArrivalFromContext(ctx context.Context) (Arrival, bool) {
+	a, ok := ctx.Value(arrivalKey{}).(Arrival)
+	return a, ok
+}
 
 // authenticate checks the client's Proxy-Authorization, when the gateway
 // asks for one, and answers 407 when it fails. It returns the user.

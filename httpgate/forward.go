@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-
-	"github.com/sockstap/sockstap/listener"
 )
 
 // outgoing builds the request the gateway sends upstream for the client's
@@ -79,10 +77,7 @@ func addForwarded(h http.Header, r *http.Request, scheme string) {
 // forward sends an ordinary request upstream and passes the response on,
 // through the cache when there is one.
 func (ex *exchange) forward() {
-	ctx := ex.r.Context()
-	if _, ok := listener.FromContext(ctx); !ok {
-		ctx = listener.NewContext(ctx, ex.req)
-	}
+	ctx := ex.context()
 	if c := ex.g.Cache; c != nil {
 		c.serve(ex, ctx)
 		return

@@ -27,14 +27,17 @@ type Gateway struct {
 	// the targets of tapped SOCKS streams. Nil is a *net.Dialer; a SOCKS
 	// peer, a chain or a route table from package dialer makes the
 	// gateway a translating proxy. The policy is asked at dial time about
-	// the address connected to.
+	// the address connected to. The context of each dial carries the
+	// client's *listener.Request and how it arrived
+	// ([ArrivalFromContext]).
 	Dialer proxy.ContextDialer
 
 	// Transport, when set, sends ordinary requests (not CONNECT, not
 	// upgrades) instead of the gateway's own HTTP/1.1 client over Dialer.
 	// Its requests' contexts carry the client's *listener.Request
-	// ([listener.FromContext]); the policy is asked only when each
-	// request arrives.
+	// ([listener.FromContext]) and how it arrived
+	// ([ArrivalFromContext]); the policy is asked only when each request
+	// arrives.
 	Transport http.RoundTripper
 
 	// Policy decides which destinations a client may reach, as it does
@@ -42,7 +45,9 @@ type Gateway struct {
 	// destination as Target, and at dial time. Nil is
 	// [listener.DefaultPolicy]. A forward-proxy client's Request has
 	// Version 0, Command CONNECT, the destination as Target, and the
-	// proxy-authenticated user, if any.
+	// proxy-authenticated user, if any; its context tells how the client
+	// came ([ArrivalFromContext]: [ArrivalProxy] or [ArrivalConnect]),
+	// which is what to log rather than the Request's VersionString.
 	Policy listener.Policy
 
 	// Fallback serves requests that are not for the proxy: origin-form

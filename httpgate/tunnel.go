@@ -14,14 +14,13 @@ import (
 
 	"github.com/sockstap/sockstap/internal/peek"
 	"github.com/sockstap/sockstap/internal/relay"
-	"github.com/sockstap/sockstap/listener"
 )
 
 // connect serves a forward-proxy CONNECT: it dials the target, answers
 // 200, and relays both ways, half-close included, until both ends are
 // done.
 func (ex *exchange) connect() {
-	ctx := listener.NewContext(ex.r.Context(), ex.req)
+	ctx := ex.context()
 	target, err := ex.g.dial(ctx, "tcp", ex.target)
 	if err != nil {
 		ex.upstreamError(err)
@@ -55,10 +54,7 @@ func (ex *exchange) connect() {
 // the answer on and closes the client's connection.
 func (ex *exchange) upgrade() {
 	r := ex.r
-	ctx := r.Context()
-	if _, ok := listener.FromContext(ctx); !ok {
-		ctx = listener.NewContext(ctx, ex.req)
-	}
+	ctx := ex.context()
 	conn, err := ex.g.dial(ctx, "tcp", ex.target)
 	if err != nil {
 		ex.upstreamError(err)
