@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sockstap/sockstap/dialer"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/listener"
 )
@@ -99,13 +98,9 @@ func TestArrivalInContext(t *testing.T) {
 		assert.Equal(t, seen{"dial", 0, ArrivalConnect, echo.String()}, got[1])
 	})
 	t.Run("socks5 tapped", func(t *testing.T) {
-		sd, err := dialer.Parse("socks5h://" + w.addr)
-		require.NoError(t, err)
-		client := &http.Client{Transport: &http.Transport{DialContext: sd.DialContext}, Timeout: sockstest.Timeout}
-		resp, err := client.Get(o.URL + "/b")
+		resp, err := socksClient(t, "socks5h://"+w.addr).Get(o.URL + "/b")
 		require.NoError(t, err)
 		resp.Body.Close()
-		client.CloseIdleConnections()
 		w.recordWhere(func(r *Record) bool { return strings.HasSuffix(r.URL, "/b") })
 		got := take()
 		require.Len(t, got, 2)

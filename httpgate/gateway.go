@@ -171,25 +171,25 @@ func (g *Gateway) setup() {
 	if s.dialTimeout == 0 {
 		s.dialTimeout = DefaultDialTimeout
 	}
-	s.idle = g.IdleTimeout
-	switch {
-	case s.idle == 0:
-		s.idle = DefaultIdleTimeout
-	case s.idle < 0:
-		s.idle = 0
-	}
-	s.bodyIdle = g.BodyIdleTimeout
-	switch {
-	case s.bodyIdle == 0:
-		s.bodyIdle = DefaultBodyIdleTimeout
-	case s.bodyIdle < 0:
-		s.bodyIdle = 0
-	}
+	s.idle = orDefault(g.IdleTimeout, DefaultIdleTimeout)
+	s.bodyIdle = orDefault(g.BodyIdleTimeout, DefaultBodyIdleTimeout)
 	s.rht = g.ResponseHeaderTimeout
 	if s.rht == 0 {
 		s.rht = DefaultResponseHeaderTimeout
 	}
 	s.upstream.init(g.dial, s.rht)
+}
+
+// orDefault reads a bound whose zero means def and whose negative values
+// mean none: it returns def for zero, 0 for "none".
+func orDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 func (g *Gateway) state() *state {

@@ -121,12 +121,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	grace := s.ShutdownTimeout
-	if grace == 0 {
-		grace = DefaultShutdownTimeout
-	}
-	st.logger.Info("httpgate shutdown", "addr", ln.Addr().String(), "timeout", max(grace, 0))
-	sctx, cancel := context.WithTimeout(context.Background(), max(grace, 0))
+	grace := orDefault(s.ShutdownTimeout, DefaultShutdownTimeout)
+	st.logger.Info("httpgate shutdown", "addr", ln.Addr().String(), "timeout", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup
 	var cut int

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sockstap/sockstap/dialer"
 	"github.com/sockstap/sockstap/internal/sockstest"
 )
 
@@ -130,6 +131,16 @@ func (w *world) client() *http.Client {
 	w.t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: sockstest.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// socksClient is an HTTP client that reaches origins through the SOCKS
+// proxy proxyURL ("socks5h://user:password@host:port").
+func socksClient(t *testing.T, proxyURL string) *http.Client {
+	t.Helper()
+	d, err := dialer.Parse(proxyURL)
+	require.NoError(t, err)
+	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
+	return &http.Client{Transport: tr, Timeout: sockstest.Timeout}
 }
 
 // raw sends request, as it is, on a new connection to the gateway and
