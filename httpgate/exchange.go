@@ -28,6 +28,8 @@ type exchange struct {
 	target  string            // host:port the request goes to
 	url     string            // the absolute URL, for the record and the cache
 	body    *countingBody
+	// bodyWatch bounds the waits for body, when there is one.
+	bodyWatch *stallBody
 
 	// For the record.
 	up, down int64 // a tunnel's bytes
@@ -253,6 +255,11 @@ func (ex *exchange) fail(code int, reason string, cause error) {
 func (ex *exchange) upstreamError(err error) {
 	if d, ok := errors.AsType[*listener.Denial](err); ok {
 		ex.deny(d)
+		return
+	}
+	if se := ex.bodyWatch.stall(); se != nil {
+		ex.w.Header().Set("Connection", "close")
+		ex.fail(http.StatusRequestTimeout, se.Error(), se)
 		return
 	}
 	code := http.StatusBadGateway

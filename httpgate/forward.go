@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 // outgoing builds the request the gateway sends upstream for the client's
@@ -52,7 +53,11 @@ func (ex *exchange) outgoing(ctx context.Context, keepUpgrade bool) *http.Reques
 		out.Body = nil
 	} else if r.Body != nil && r.Body != http.NoBody {
 		ex.body = &countingBody{ReadCloser: r.Body}
-		out.Body = ex.body
+		// A client that stops sending its body mid-way is cut off: a read
+		// deadline in the past ends the read that waits for it.
+		out.Body, ex.bodyWatch = watchRequestBody(ex.body, ex.st.bodyIdle, func() {
+			http.NewResponseController(ex.w).SetReadDeadline(time.Unix(1, 0))
+		})
 	}
 	return out
 }

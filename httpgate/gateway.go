@@ -97,13 +97,14 @@ type Gateway struct {
 	// 60 seconds.
 	ResponseHeaderTimeout time.Duration
 
-	// BodyIdleTimeout bounds each wait for more of a response body from
-	// upstream: when the origin sends part of a body and then nothing for
-	// that long, the gateway cuts the response off (the client's
-	// connection ends, since the response cannot be completed) and the
-	// record says why. The clock runs only while the gateway waits on
-	// upstream, not while the client is slow to read. Zero means 2
-	// minutes; negative, never.
+	// BodyIdleTimeout bounds each wait for more of a body: when the
+	// origin sends part of a response body and then nothing for that
+	// long, the gateway cuts the response off (the client's connection
+	// ends, since the response cannot be completed); when the client
+	// stops sending its request body, the gateway answers 408 and closes
+	// the connection. Either way the record says why. The clock runs only
+	// while the gateway waits for the sender, not while the receiver is
+	// slow to take what was sent. Zero means 2 minutes; negative, never.
 	BodyIdleTimeout time.Duration
 
 	// IdleTimeout closes a tunnel (CONNECT, an upgraded connection) when

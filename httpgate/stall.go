@@ -7,11 +7,18 @@ import (
 	"time"
 )
 
-// stallError is why a response body was cut off: upstream sent nothing
-// of it for the gateway's BodyIdleTimeout. It is a timeout (net.Error).
-type stallError struct{ idle time.Duration }
+// stallError is why a body was cut off: its sender (upstream, for a
+// response; the client, for a request) sent nothing of it for the
+// gateway's BodyIdleTimeout. It is a timeout (net.Error).
+type stallError struct {
+	idle   time.Duration
+	client bool // the client's request body, not upstream's response body
+}
 
 func (e *stallError) Error() string {
+	if e.client {
+		return "httpgate: the client sent nothing of the request body for " + e.idle.String()
+	}
 	return "httpgate: upstream sent nothing of the response body for " + e.idle.String()
 }
 
@@ -21,7 +28,7 @@ func (e *stallError) Timeout() bool { return true }
 // Temporary reports false.
 func (e *stallError) Temporary() bool { return false }
 
-// stallBody is a response body from upstream each of whose reads may wait
+// stallBody is a body each of whose reads may wait
 // at most idle: when nothing comes for that long, abort is called, which
 // must end the read under way (cancel the request, close the connection),
 // and the read, and every one after it, returns a *stallError. The clock
@@ -29,21 +36,37 @@ func (e *stallError) Temporary() bool { return false }
 // does not count against upstream.
 type stallBody struct {
 	io.ReadCloser
-	idle  time.Duration
-	abort func()
+	idle   time.Duration
+	client bool // see stallError
+	abort  func()
 
 	timer   *time.Timer
 	stalled atomic.Bool
 }
 
-// watchBody returns body with its reads bounded by idle, or body itself
-// when idle is not positive. abort is called when a read waits too long;
-// closing the returned body stops the clock.
+// watchBody returns upstream's response body with its reads bounded by
+// idle, or body itself when idle is not positive. abort is called when a
+// read waits too long; closing the returned body stops the clock.
 func watchBody(body io.ReadCloser, idle time.Duration, abort func()) io.ReadCloser {
+	return watch(body, idle, false, abort)
+}
+
+// watchRequestBody is watchBody for the client's request body. It
+// returns the watching body too, nil when idle is not positive, to ask
+// whether it stalled: ending its read may fail the request in other ways
+// first (the server cancels the request's context when a read from its
+// client fails).
+func watchRequestBody(body io.ReadCloser, idle time.Duration, abort func()) (io.ReadCloser, *stallBody) {
+	rc := watch(body, idle, true, abort)
+	sb, _ := rc.(*stallBody)
+	return rc, sb
+}
+
+func watch(body io.ReadCloser, idle time.Duration, client bool, abort func()) io.ReadCloser {
 	if idle <= 0 || body == nil || body == http.NoBody {
 		return body
 	}
-	b := &stallBody{ReadCloser: body, idle: idle, abort: abort}
+	b := &stallBody{ReadCloser: body, idle: idle, client: client, abort: abort}
 	b.timer = time.AfterFunc(idle, b.fire)
 	b.timer.Stop()
 	return b
@@ -56,7 +79,7 @@ func (b *stallBody) fire() {
 
 func (b *stallBody) Read(p []byte) (int, error) {
 	if b.stalled.Load() {
-		return 0, &stallError{b.idle}
+		return 0, &stallError{b.idle, b.client}
 	}
 	b.timer.Reset(b.idle)
 	n, err := b.ReadCloser.Read(p)
@@ -64,9 +87,17 @@ func (b *stallBody) Read(p []byte) (int, error) {
 	// fired while the read waited.
 	if !b.timer.Stop() {
 		b.stalled.Store(true)
-		return n, &stallError{b.idle}
+		return n, &stallError{b.idle, b.client}
 	}
 	return n, err
+}
+
+// stall returns why the body stalled, or nil when it did not.
+func (b *stallBody) stall() *stallError {
+	if b == nil || !b.stalled.Load() {
+		return nil
+	}
+	return &stallError{b.idle, b.client}
 }
 
 // Close stops the clock and closes the body.

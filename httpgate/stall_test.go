@@ -197,3 +197,35 @@ func get(t *testing.T, w *world, url string) *http.Response {
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
+
+// A client that sends half a request body and then nothing holds neither
+// the gateway nor the origin for longer than BodyIdleTimeout: it is
+// answered 408 and its connection closed, and the origin sees the body
+// end short.
+func TestStalledRequestBodyCutOff(t *testing.T) {
+	originErr := make(chan error, 1)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		originErr <- err
+	})
+	w := newWorld(t, &Gateway{BodyIdleTimeout: 200 * time.Millisecond}, nil)
+	c, br := w.raw("POST " + o.URL + "/upload HTTP/1.1\r\nHost: " + o.host() + "\r\nContent-Length: 10\r\n\r\n01234")
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
+	io.Copy(io.Discard, resp.Body)
+	c.SetReadDeadline(time.Now().Add(sockstest.Timeout))
+	_, err = br.ReadByte()
+	assert.ErrorIs(t, err, io.EOF, "the client's connection is closed")
+
+	rec := w.record()
+	assert.Equal(t, http.StatusRequestTimeout, rec.Status)
+	assert.Contains(t, rec.Reason, "the client sent nothing of the request body for 200ms")
+	assert.Equal(t, int64(5), rec.BytesUp)
+	select {
+	case err := <-originErr:
+		assert.Error(t, err, "the origin's request body ended short")
+	case <-time.After(sockstest.Timeout):
+		t.Fatal("the origin is still waiting for the body")
+	}
+}
