@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -49,6 +50,8 @@ type Browse struct {
 // or outlives ctx (or 60 seconds, when ctx has no deadline), fails the
 // test; its whole process group is killed. A missing chromium skips the
 // test, or fails it under CI=true, as [Need] does.
+//
+// (Each failure returns "" too, for a testing.TB whose Fatalf returns.)
 func Chromium(t testing.TB, ctx context.Context, url string, b Browse) string {
 	t.Helper()
 	path := Need(t, "chromium", "chromium")
@@ -60,6 +63,7 @@ func Chromium(t testing.TB, ctx context.Context, url string, b Browse) string {
 	profile, err := os.MkdirTemp(t.TempDir(), "chromium-profile-")
 	if err != nil {
 		t.Fatalf("interop: %v", err)
+		return ""
 	}
 	width, height := b.Width, b.Height
 	if width == 0 || height == 0 {
@@ -92,6 +96,7 @@ func Chromium(t testing.TB, ctx context.Context, url string, b Browse) string {
 		shot, err := filepath.Abs(b.Screenshot)
 		if err != nil {
 			t.Fatalf("interop: %v", err)
+			return ""
 		}
 		args = append(args, "--screenshot="+shot)
 	}
@@ -99,17 +104,32 @@ func Chromium(t testing.TB, ctx context.Context, url string, b Browse) string {
 	out, err := tryEnv(t, ctx, nil, []string{"HOME=" + profile}, path, args...)
 	if err != nil {
 		t.Fatalf("interop: %v", err)
+		return ""
 	}
 	if len(out) == 0 {
 		t.Fatalf("interop: chromium %s: no DOM on its standard output", url)
+		return ""
+	}
+	if netError.Match(out) {
+		// Chromium shows its error page, and exits 0.
+		t.Fatalf("interop: chromium could not load %s: %s", url, errorCode.Find(out))
+		return ""
 	}
 	if b.Screenshot != "" {
 		if _, err := os.Stat(b.Screenshot); err != nil {
 			t.Fatalf("interop: chromium wrote no screenshot of %s: %v", url, err)
+			return ""
 		}
 	}
 	return string(out)
 }
+
+// netError matches the error page Chromium shows for a page it could not
+// load; errorCode, the error's name on it.
+var (
+	netError  = regexp.MustCompile(`<body[^>]*class="neterror`)
+	errorCode = regexp.MustCompile(`ERR_[A-Z0-9_]+`)
+)
 
 // ReadPNG decodes the PNG file at path, such as a screenshot [Chromium]
 // wrote; it fails the test when the file is missing, empty or not a PNG.
