@@ -47,14 +47,29 @@ func TestChromiumHangKilled(t *testing.T) {
 	Need(t, "chromium", "chromium")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
+	held := make(chan net.Conn, 64)
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case c := <-held:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() }) // held open, never answered
+			select {
+			case held <- c: // held open, never answered
+			default:
+				c.Close()
+			}
 		}
 	}()
 	proxy := "http://" + ln.Addr().String()
