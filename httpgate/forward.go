@@ -101,7 +101,10 @@ func (ex *exchange) forward() {
 // the request, which ends the connection.
 func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
 	trace := &httptrace.ClientTrace{Got1xxResponse: ex.informational}
-	ctx, cancel := context.WithCancel(out.Context())
+	ctx, cancel := out.Context(), context.CancelFunc(nil)
+	if ex.st.bodyIdle > 0 {
+		ctx, cancel = context.WithCancel(ctx)
+	}
 	out = out.WithContext(httptrace.WithClientTrace(ctx, trace))
 	var resp *http.Response
 	var err error
@@ -111,13 +114,16 @@ func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
 		resp, err = ex.st.upstream.transport(ex.req).RoundTrip(out)
 	}
 	if err != nil {
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 		return nil, err
 	}
-	if resp.Body == nil {
-		resp.Body = http.NoBody
+	if cancel != nil {
+		// A stalled read cancels the request, which ends its connection;
+		// closing the body releases the context.
+		resp.Body = watchBody(resp.Body, ex.st.bodyIdle, cancel, cancel)
 	}
-	resp.Body = &cancelBody{ReadCloser: watchBody(resp.Body, ex.st.bodyIdle, cancel), cancel: cancel}
 	if f := ex.g.ModifyResponse; f != nil {
 		if err := f(resp); err != nil {
 			resp.Body.Close()
@@ -125,18 +131,6 @@ func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
 		}
 	}
 	return resp, nil
-}
-
-// cancelBody cancels its request's context once the body is closed.
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
 }
 
 // informational passes an interim (1xx) response on, without its

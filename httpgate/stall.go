@@ -28,17 +28,18 @@ func (e *stallError) Timeout() bool { return true }
 // Temporary reports false.
 func (e *stallError) Temporary() bool { return false }
 
-// stallBody is a body each of whose reads may wait
-// at most idle: when nothing comes for that long, abort is called, which
-// must end the read under way (cancel the request, close the connection),
+// stallBody is a body each of whose reads may wait at most idle: when
+// nothing comes for that long, abort is called, which must end the read
+// under way (cancel the request, close the connection, set a deadline),
 // and the read, and every one after it, returns a *stallError. The clock
-// runs only while a read waits, so a client slow to take what was read
-// does not count against upstream.
+// runs only while a read waits, so a receiver slow to take what was read
+// does not count against the sender.
 type stallBody struct {
 	io.ReadCloser
 	idle   time.Duration
 	client bool // see stallError
 	abort  func()
+	closed func() // called once the body is closed, if not nil
 
 	timer   *time.Timer
 	stalled atomic.Bool
@@ -46,9 +47,17 @@ type stallBody struct {
 
 // watchBody returns upstream's response body with its reads bounded by
 // idle, or body itself when idle is not positive. abort is called when a
-// read waits too long; closing the returned body stops the clock.
-func watchBody(body io.ReadCloser, idle time.Duration, abort func()) io.ReadCloser {
-	return watch(body, idle, false, abort)
+// read waits too long; closing the returned body stops the clock, and
+// then calls closed, if it is not nil and idle is positive. A nil body is
+// taken for an empty one.
+func watchBody(body io.ReadCloser, idle time.Duration, abort, closed func()) io.ReadCloser {
+	if body == nil {
+		body = http.NoBody
+	}
+	if idle > 0 {
+		return newStallBody(&stallBody{ReadCloser: body, idle: idle, abort: abort, closed: closed})
+	}
+	return body
 }
 
 // watchRequestBody is watchBody for the client's request body. It
@@ -57,17 +66,17 @@ func watchBody(body io.ReadCloser, idle time.Duration, abort func()) io.ReadClos
 // first (the server cancels the request's context when a read from its
 // client fails).
 func watchRequestBody(body io.ReadCloser, idle time.Duration, abort func()) (io.ReadCloser, *stallBody) {
-	rc := watch(body, idle, true, abort)
-	sb, _ := rc.(*stallBody)
-	return rc, sb
+	if idle <= 0 {
+		return body, nil
+	}
+	b := newStallBody(&stallBody{ReadCloser: body, idle: idle, client: true, abort: abort})
+	return b, b
 }
 
-func watch(body io.ReadCloser, idle time.Duration, client bool, abort func()) io.ReadCloser {
-	if idle <= 0 || body == nil || body == http.NoBody {
-		return body
-	}
-	b := &stallBody{ReadCloser: body, idle: idle, client: client, abort: abort}
-	b.timer = time.AfterFunc(idle, b.fire)
+// newStallBody gives b its timer, stopped. (Made here, not at the first
+// read: Close, which stops it, may come from another goroutine.)
+func newStallBody(b *stallBody) *stallBody {
+	b.timer = time.AfterFunc(b.idle, b.fire)
 	b.timer.Stop()
 	return b
 }
@@ -103,5 +112,9 @@ func (b *stallBody) stall() *stallError {
 // Close stops the clock and closes the body.
 func (b *stallBody) Close() error {
 	b.timer.Stop()
-	return b.ReadCloser.Close()
+	err := b.ReadCloser.Close()
+	if b.closed != nil {
+		b.closed()
+	}
+	return err
 }

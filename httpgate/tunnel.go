@@ -88,7 +88,7 @@ func (ex *exchange) upgrade() {
 		isConnect && resp.StatusCode/100 == 2
 	if !switched {
 		ex.w.Header().Set("Connection", "close")
-		resp.Body = watchBody(resp.Body, ex.st.bodyIdle, func() { conn.Close() })
+		resp.Body = watchBody(resp.Body, ex.st.bodyIdle, func() { conn.Close() }, nil)
 		ex.respond(resp, nil)
 		conn.Close()
 		return
