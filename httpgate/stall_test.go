@@ -49,6 +49,7 @@ func TestStalledBodyCutOff(t *testing.T) {
 				})
 				t.Cleanup(func() { close(stall) }) // before the origin's cleanup waits for it
 				w := newWorld(t, &Gateway{BodyIdleTimeout: idle}, nil)
+				start := time.Now() // before the request: the gateway's wait starts after it
 				var c net.Conn
 				switch via {
 				case "http-proxy", "upgrade refused":
@@ -68,8 +69,7 @@ func TestStalledBodyCutOff(t *testing.T) {
 					t.Cleanup(func() { c.Close() })
 					io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+o.String()+"\r\n\r\n")
 				}
-				start := time.Now()
-				c.SetReadDeadline(start.Add(sockstest.Timeout))
+				c.SetReadDeadline(time.Now().Add(sockstest.Timeout))
 				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 				require.NoError(t, err)
 				assert.Equal(t, 200, resp.StatusCode)
