@@ -36,6 +36,7 @@ func TestNeedFindsPrograms(t *testing.T) {
 		{"haproxy", "haproxy"},
 		{"sshd", "openssh-server"},
 		{"ssh", "openssh-client"},
+		{"chromium", "chromium"},
 	} {
 		t.Run(c.program, func(t *testing.T) {
 			path := Need(t, c.program, c.pkg)
