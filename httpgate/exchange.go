@@ -225,13 +225,19 @@ func remoteAddr(r *http.Request) net.Addr {
 	return net.TCPAddrFromAddrPort(ap)
 }
 
-// deny answers a policy's refusal: 403 with its reason.
+// deny answers a policy's refusal when the request arrived: 403 with its
+// reason.
 func (ex *exchange) deny(err error) {
-	reason := err.Error()
+	ex.fail(http.StatusForbidden, denialReason(err), nil)
+}
+
+// denialReason is what the client and the record are told of a policy's
+// refusal.
+func denialReason(err error) string {
 	if d, ok := errors.AsType[*listener.Denial](err); ok {
-		reason = "denied: " + d.Reason
+		return "denied: " + d.Reason
 	}
-	ex.fail(http.StatusForbidden, reason, nil)
+	return err.Error()
 }
 
 // fail answers the client with code and reason, for the gateway's own
@@ -253,8 +259,10 @@ func (ex *exchange) fail(code int, reason string, cause error) {
 // it timed out, 403 when the policy refused the address dialed, 502
 // otherwise.
 func (ex *exchange) upstreamError(err error) {
-	if d, ok := errors.AsType[*listener.Denial](err); ok {
-		ex.deny(d)
+	if denial, ok := deniedAtDial(err); ok {
+		reason := denialReason(denial)
+		ex.w.Header().Set("Proxy-Status", ex.st.via+`; error=destination_ip_prohibited; details="`+quoteDetails(reason)+`"`)
+		ex.fail(http.StatusForbidden, reason, err)
 		return
 	}
 	if se := ex.bodyWatch.stall(); se != nil {

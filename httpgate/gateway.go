@@ -26,10 +26,25 @@ type Gateway struct {
 	// Dialer connects to destinations: origin servers, CONNECT targets,
 	// the targets of tapped SOCKS streams. Nil is a *net.Dialer; a SOCKS
 	// peer, a chain or a route table from package dialer makes the
-	// gateway a translating proxy. The policy is asked at dial time about
-	// the address connected to. The context of each dial carries the
+	// gateway a translating proxy. The context of each dial carries the
 	// client's *listener.Request and how it arrived
 	// ([ArrivalFromContext]).
+	//
+	// When Dialer is nil or a *net.Dialer, the gateway connects from its
+	// own host, and dials through [listener.GuardDialer]: the policy is
+	// asked again about each address connected to, after the name is
+	// resolved, so that a name which resolves to an allowed address when
+	// the request arrives and to a denied one when it is dialed (DNS
+	// rebinding) is refused (403, see Policy). Any other dialer places its
+	// connections itself, and the gateway does not resolve names for it:
+	// through a socks5h peer the name goes to the peer, which resolves it
+	// in its own network and applies its own policy (a privacy proxy in
+	// front of Tor leaks no lookup, and reaches .onion names). Such a
+	// dialer is asked about a destination only as the request named it.
+	// To guard one all the same, resolving names here, give the gateway
+	// listener.GuardDialer(d, policy) as its Dialer; a dialer.Router that
+	// dials some destinations directly guards those with a Direct of
+	// listener.GuardDialer(nil, policy).
 	Dialer proxy.ContextDialer
 
 	// Transport, when set, sends ordinary requests (not CONNECT, not
@@ -37,12 +52,17 @@ type Gateway struct {
 	// Its requests' contexts carry the client's *listener.Request
 	// ([listener.FromContext]) and how it arrived
 	// ([ArrivalFromContext]); the policy is asked only when each request
-	// arrives.
+	// arrives: the transport's dials are its own (a DialContext of
+	// listener.GuardDialer's guards them).
 	Transport http.RoundTripper
 
 	// Policy decides which destinations a client may reach, as it does
 	// for a listener: asked when a request arrives, with the request's
-	// destination as Target, and at dial time. Nil is
+	// destination as Target, and again at dial time, with
+	// [listener.Request.DialedIP] set, for each address the gateway
+	// connects to itself (see Dialer). A refusal either time is answered
+	// 403 with the policy's reason; at dial time the response's
+	// Proxy-Status says destination_ip_prohibited (RFC 9209). Nil is
 	// [listener.DefaultPolicy]. A forward-proxy client's Request has
 	// Version 0, Command CONNECT, the destination as Target, and the
 	// proxy-authenticated user, if any; its context tells how the client
@@ -137,7 +157,8 @@ type state struct {
 	via         string
 	realm       string
 	policy      listener.Policy
-	dialer      proxy.ContextDialer
+	dialer      proxy.ContextDialer // Dialer, or a *net.Dialer: what the Server's listener relays through
+	out         proxy.ContextDialer // dialer, through the policy's dial-time check when it dials directly
 	logger      *slog.Logger
 	dialTimeout time.Duration
 	idle        time.Duration // a tunnel's; 0 is never
@@ -163,6 +184,10 @@ func (g *Gateway) setup() {
 	s.dialer = g.Dialer
 	if s.dialer == nil {
 		s.dialer = &net.Dialer{}
+	}
+	s.out = s.dialer
+	if _, direct := s.dialer.(*net.Dialer); direct {
+		s.out = listener.GuardDialer(s.dialer, dialPolicy(s.policy))
 	}
 	s.logger = g.Logger
 	if s.logger == nil {
