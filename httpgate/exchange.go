@@ -328,6 +328,9 @@ func (ex *exchange) finish() {
 		if ex.req.Client != nil {
 			rec.Client = ex.req.Client
 		}
+		if ex.arrival.tapped() {
+			rec.SOCKS = ex.req
+		}
 	}
 	if ex.body != nil {
 		rec.BytesUp += ex.body.n.Load()

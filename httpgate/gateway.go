@@ -234,7 +234,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == badFramingMethod && badFraming(r) != nil:
 		ex.arrival = ArrivalProxy
 		if tapped {
-			ex.arrival = arrivalOf(sreq)
+			ex.arrival, ex.req = arrivalOf(sreq), sreq
 		}
 		ex.w = &countingWriter{ResponseWriter: w}
 		defer ex.finish()
