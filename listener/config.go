@@ -61,6 +61,39 @@ type Config struct {
 	// Policy decides which requests are served; nil is [DefaultPolicy].
 	Policy Policy
 
+	// BIND, Tor's RESOLVE and SOCKS4's identd check: each off unless set.
+
+	// Bind enables the BIND command, SOCKS4's and SOCKS5's: the listener
+	// listens for one connection from the host the request names, on the
+	// address the client's connection arrived at, and relays it to the
+	// client. Off, BIND is answered "command not supported". See the
+	// package documentation's section on BIND for each step.
+	Bind bool
+
+	// BindPorts is the range BIND takes its listening port from, a free
+	// one at random; the zero range lets the system choose an ephemeral
+	// port. A range whose First is above its Last fails every BIND.
+	BindPorts PortRange
+
+	// BindTimeout bounds BIND's wait for its peer, from the first reply.
+	// Zero means 2 minutes, the SOCKS4 document's.
+	BindTimeout time.Duration
+
+	// Resolve enables Tor's RESOLVE and RESOLVE_PTR extensions to SOCKS5
+	// (commands 0xF0 and 0xF1): a name's address, or an address's name,
+	// looked up with Resolver within DialTimeout. Off, they are answered
+	// "command not supported".
+	Resolve bool
+
+	// Identd has the listener check a SOCKS4 client's USERID with the
+	// identd (RFC 1413) of the client's host, at IdentdPort (zero: 113),
+	// within IdentdTimeout (zero: 5 seconds), once the policy has allowed
+	// the request: 92 when identd gives no answer, 93 when it does not
+	// confirm the user (see identd.go for which answer is which).
+	Identd        bool
+	IdentdPort    uint16
+	IdentdTimeout time.Duration
+
 	// HandshakeTimeout bounds a SOCKS handshake, from the first byte to the
 	// request, however the client sends it. Zero means 10 seconds.
 	HandshakeTimeout time.Duration
