@@ -2,9 +2,11 @@ package sockstest_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -60,9 +62,9 @@ func TestIdentd(t *testing.T) {
 	defer c.Close()
 	_, err = c.Write([]byte("6191, 23\r\n"))
 	require.NoError(t, err)
-	buf := make([]byte, 64)
-	n, err := c.Read(buf)
+	c.SetDeadline(time.Now().Add(sockstest.Timeout))
+	answer, err := io.ReadAll(c) // identd closes once it has answered
 	require.NoError(t, err)
-	assert.Equal(t, "6191, 23 : USERID : UNIX : alice\r\n", string(buf[:n]))
+	assert.Equal(t, "6191, 23 : USERID : UNIX : alice\r\n", string(answer))
 	assert.Equal(t, "6191, 23", <-got)
 }
