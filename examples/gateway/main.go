@@ -9,6 +9,12 @@
 // authenticate, are refused. Try it with curl:
 //
 //	curl --socks5-hostname 127.0.0.1:1080 https://example.com/
+//
+// It relays CONNECT; more commands are served with these flags:
+//
+//	-bind     BIND (SOCKS4 and SOCKS5): accept one connection for the client
+//	-resolve  Tor's RESOLVE and RESOLVE_PTR (SOCKS5): tor-resolve works
+//	-identd   check SOCKS4 user ids with the client host's identd (RFC 1413)
 package main
 
 import (
@@ -44,6 +50,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	listen := fs.String("listen", "127.0.0.1:1080", "`address` to listen on")
 	user := fs.String("user", "", "require SOCKS5 authentication with this `username`")
 	pass := fs.String("pass", "", "the `password` that goes with -user")
+	bind := fs.Bool("bind", false, "serve BIND (SOCKS4 and SOCKS5)")
+	resolve := fs.Bool("resolve", false, "serve Tor's RESOLVE and RESOLVE_PTR (SOCKS5)")
+	identd := fs.Bool("identd", false, "check SOCKS4 user ids with the client host's identd (RFC 1413, port 113)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +65,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg := &listener.Config{Dialer: &net.Dialer{}, Logger: logger}
+	cfg.Bind, cfg.Resolve, cfg.Identd = *bind, *resolve, *identd
 	if *user != "" {
 		creds := socks5.NewCredentials(map[string]string{*user: *pass})
 		cfg.Methods = []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}}
