@@ -41,26 +41,10 @@ var (
 )
 
 // identify checks a SOCKS4 request's USERID with the identd of the
-// client's host (RFC 1413), when Config.Identd says so: it returns nil
-// when identd confirms the user, or when there is nothing to check (the
-// check is off, or the request is SOCKS5, whose methods authenticate).
-// Otherwise it returns a refusal, a *denied carrying the SOCKS4 code:
-//
-//   - 92 (socks4.IdentdUnreachable) when identd gives no usable answer:
-//     it cannot be reached, does not answer within IdentdTimeout, or
-//     sends something that is not an RFC 1413 reply to the query (a line
-//     too long, a byte out of place, the reply for another port pair);
-//   - 93 (socks4.IdentdMismatch) when identd answers and does not confirm
-//     the user: a USERID reply naming another user, an ERROR reply
-//     (NO-USER, HIDDEN-USER...), or a close before the reply's end,
-//     which RFC 1413 says means ERROR : UNKNOWN-ERROR.
-//
-// The query is sent from the address the client connected to, so that
-// the client's identd sees the same pair of addresses as the connection
-// it is asked about. The user id is compared byte for byte, after the
-// blanks that identds put after the colon; RFC 1413 itself warns that
-// identd is no authentication: the answer is only as good as the client's
-// host, and the request is still not Authenticated.
+// client's host, as Config.Identd says (which says which answer is 92 and
+// which 93): it returns nil when identd confirms the user, or when there
+// is nothing to check (the check is off, or the request is SOCKS5), and
+// otherwise a refusal, a *denied carrying SOCKS4's code.
 func (s *session) identify() error {
 	l := s.l
 	if !l.cfg.Identd || s.req.Version != 4 {
