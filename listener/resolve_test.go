@@ -2,10 +2,13 @@ package listener
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -166,4 +169,49 @@ func TestResolveThroughDialer(t *testing.T) {
 	var re *socks5.ReplyError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, socks5.HostUnreachable, re.Reply)
+}
+
+// TestResolveTimeout: a resolver that never answers is bounded by
+// DialTimeout; the client hears "host unreachable".
+func TestResolveTimeout(t *testing.T) {
+	// The server reads the queries and answers none. Go's resolver gives
+	// up on its lookup at the context's end, but keeps its connections a
+	// while longer: the cleanup closes them.
+	var (
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		conns  []net.Conn
+		closed bool
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	stalled := &net.Resolver{
+		PreferGo: true,
+		Dial: func(context.Context, string, string) (net.Conn, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if closed {
+				return nil, net.ErrClosed
+			}
+			client, server := net.Pipe()
+			conns = append(conns, server)
+			wg.Go(func() { io.Copy(io.Discard, server) })
+			return client, nil
+		},
+	}
+	rec := &recorder{}
+	w := newWorld(t, &Config{Resolve: true, Resolver: stalled, DialTimeout: 100 * time.Millisecond, OnRecord: rec.add})
+	start := time.Now()
+	_, err := w.ask(socks5.CmdResolve, socks5.Addr{Name: "slow.test"})
+	assert.Equal(t, socks5.HostUnreachable, replyOf(err), "%v", err)
+	assert.Less(t, time.Since(start), sockstest.Timeout/2)
+	r := rec.wait(t, decided(DecisionFail))
+	assert.Equal(t, "cannot resolve", r.Reason)
 }
