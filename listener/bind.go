@@ -235,13 +235,18 @@ func (s *session) awaitPeer(ln *net.TCPListener) (*net.TCPConn, error) {
 	s.conn.SetReadDeadline(time.Unix(1, 0))
 	<-watched
 	s.conn.SetReadDeadline(time.Time{})
-	if gone.Load() {
-		if peer != nil {
-			peer.Close()
-		}
-		return nil, errClientGone
+	switch {
+	case s.l.ctx.Err() != nil: // Close or Shutdown, whose closing the watcher may have seen first
+		err = net.ErrClosed
+	case gone.Load():
+		err = errClientGone
+	default:
+		return peer, err
 	}
-	return peer, err
+	if peer != nil {
+		peer.Close()
+	}
+	return nil, err
 }
 
 // allowedDialing asks the policy about r with DialedIP set to ip: about

@@ -133,6 +133,11 @@ func assertNotListening(t testing.TB, addr netip.AddrPort) {
 	assert.Error(t, err, "BIND's listener at %v is closed", addr)
 }
 
+// isErr returns a check that an error is target.
+func isErr(target error) func(error) bool {
+	return func(err error) bool { return errors.Is(err, target) }
+}
+
 func versionName(v int) string { return fmt.Sprintf("socks%d", v) }
 
 // TestBind runs BIND through to the relay, in each version, for a peer
@@ -307,23 +312,24 @@ func TestBindClientHangsUp(t *testing.T) {
 func TestBindReleasesItsListener(t *testing.T) {
 	needProc(t)
 	for _, tc := range []struct {
-		name string
-		end  func(t *testing.T, w *world, c *net.TCPConn)
-		cfg  Config
+		name  string
+		end   func(t *testing.T, w *world, c *net.TCPConn)
+		cfg   Config
+		cause func(error) bool
 	}{
 		{"timeout", func(t *testing.T, w *world, c *net.TCPConn) {
 			_, err := awaitBind(t, c, 5)
 			require.Error(t, err)
-		}, Config{BindTimeout: 20 * time.Millisecond}},
+		}, Config{BindTimeout: 20 * time.Millisecond}, isTimeout},
 		{"client hangs up", func(t *testing.T, w *world, c *net.TCPConn) {
 			c.Close()
-		}, Config{}},
+		}, Config{}, isErr(errClientGone)},
 		{"Close", func(t *testing.T, w *world, c *net.TCPConn) {
 			require.NoError(t, w.l.Close())
-		}, Config{}},
+		}, Config{}, isErr(net.ErrClosed)},
 		{"Shutdown", func(t *testing.T, w *world, c *net.TCPConn) {
 			require.NoError(t, w.l.Shutdown(context.Background()), "a BIND waiting is no relay: Shutdown does not wait for it")
-		}, Config{}},
+		}, Config{}, isErr(net.ErrClosed)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, before := descriptors(t)
@@ -333,7 +339,8 @@ func TestBindReleasesItsListener(t *testing.T) {
 			first, err := bindRequest(t, c, 5, "127.0.0.1:21")
 			require.NoError(t, err)
 			tc.end(t, w, c)
-			rec.wait(t, func(r *Record) bool { return r.Request != nil && r.Request.Command == socks5.CmdBind })
+			r := rec.wait(t, func(r *Record) bool { return r.Request != nil && r.Request.Command == socks5.CmdBind })
+			assert.True(t, tc.cause(r.Cause), "cause %v", r.Cause)
 			assertNotListening(t, first)
 			c.Close()
 			w.l.Close()
@@ -364,10 +371,15 @@ func TestBindRacesClose(t *testing.T) {
 		if i%2 == 0 {
 			wg.Go(func() { w.l.Close() })
 		} else {
-			wg.Go(func() { w.l.Shutdown(context.Background()) })
+			// A peer that won has made the BIND a relay, which Shutdown
+			// waits for until its context ends.
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+				defer cancel()
+				w.l.Shutdown(ctx)
+			})
 		}
 		wg.Wait()
-		w.l.Close() // a relay that won the race: closed now
 		waitClosed(t, c)
 		if peer != nil {
 			waitClosed(t, peer)
