@@ -11,6 +11,12 @@
 //
 //	curl --socks5-hostname 127.0.0.1:1080 https://example.com/
 //
+// It relays CONNECT; more commands are served with these flags:
+//
+//	-bind     BIND (SOCKS4 and SOCKS5): accept one connection for the client
+//	-resolve  Tor's RESOLVE and RESOLVE_PTR (SOCKS5): tor-resolve works
+//	-identd   check SOCKS4 user ids with the client host's identd (RFC 1413)
+//
 // On SIGTERM or an interrupt it stops accepting connections; with -drain
 // it lets the relays under way finish for that long before it closes
 // them (a second signal ends it at once).
@@ -63,6 +69,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	drain := fs.Duration("drain", 0, "when told to stop, let relays under way finish for this `long` before closing them")
 	proxyproto := fs.String("proxyproto", "", "read a PROXY protocol header (v1 or v2) from the balancers in these `networks` (CIDR, comma-separated), and require one from them")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this `address`, at /metrics")
+	bind := fs.Bool("bind", false, "serve BIND (SOCKS4 and SOCKS5)")
+	resolve := fs.Bool("resolve", false, "serve Tor's RESOLVE and RESOLVE_PTR (SOCKS5)")
+	identd := fs.Bool("identd", false, "check SOCKS4 user ids with the client host's identd (RFC 1413, port 113)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,6 +88,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg := &listener.Config{Dialer: &net.Dialer{}, Logger: logger, ProxyProtocol: pp, DrainTimeout: *drain}
+	cfg.Bind, cfg.Resolve, cfg.Identd = *bind, *resolve, *identd
 	if *user != "" {
 		creds := socks5.NewCredentials(map[string]string{*user: *pass})
 		cfg.Methods = []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}}
