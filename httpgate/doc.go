@@ -24,7 +24,8 @@
 //
 // Every wait on a peer is bounded: a dial, a response's header, each
 // piece of a body either way (a sender that stalls mid-body is cut off,
-// and the access record says so), an idle tunnel.
+// and the access record says so), each write to a client that stops
+// reading its response, an idle tunnel.
 //
 // [Server] makes one port a whole proxy: SOCKS 4, 4a and 5 relayed, the
 // HTTP forward proxy, and HTTP through SOCKS tapped into the gateway.

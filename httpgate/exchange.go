@@ -39,6 +39,9 @@ type exchange struct {
 	closed   bool // the connection was taken over (hijacked)
 
 	tunnels *tunnels // where the exchange's tunnel is counted, if it became one
+
+	rc              *http.ResponseController // the client's; see controller
+	noWriteDeadline bool                     // the client's writer cannot set one
 }
 
 // release ends what the exchange holds once its record is written.

@@ -2,12 +2,14 @@ package httpgate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -215,6 +217,11 @@ func (ex *exchange) writeResponse(code int, header http.Header, body io.Reader, 
 		// told "identity": then it closes the connection after it.
 		h["Transfer-Encoding"] = []string{"identity"}
 	}
+	// The server writes what is left (the head of a response without a
+	// body, the end of a chunked one, trailers) once the handler returns:
+	// bounded from then.
+	defer ex.armWrite()
+	ex.armWrite()
 	ex.w.WriteHeader(code)
 	if body == nil {
 		if tee != nil {
@@ -279,19 +286,20 @@ func (ex *exchange) copyBody(body io.Reader, flush bool, tee bodySink) (complete
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
-	rc := http.NewResponseController(ex.w)
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if tee != nil {
 				tee.Write(buf[:n])
 			}
-			if _, werr := ex.w.Write(buf[:n]); werr != nil {
-				ex.err = werr
-				return false, nil
+			ex.armWrite()
+			_, werr := ex.w.Write(buf[:n])
+			if werr == nil && flush {
+				werr = ex.controller().Flush()
 			}
-			if flush {
-				rc.Flush()
+			if werr != nil {
+				ex.clientWriteFailed(werr)
+				return false, nil
 			}
 		}
 		if rerr == io.EOF {
@@ -300,5 +308,33 @@ func (ex *exchange) copyBody(body io.Reader, flush bool, tee bodySink) (complete
 		if rerr != nil {
 			return false, rerr
 		}
+	}
+}
+
+// controller returns the client's response controller.
+func (ex *exchange) controller() *http.ResponseController {
+	if ex.rc == nil {
+		ex.rc = http.NewResponseController(ex.w)
+	}
+	return ex.rc
+}
+
+// armWrite gives the next write to the client ClientWriteTimeout from
+// now, on a connection whose writes can have a deadline.
+func (ex *exchange) armWrite() {
+	if ex.st.clientWrite <= 0 || ex.noWriteDeadline {
+		return
+	}
+	if err := ex.controller().SetWriteDeadline(time.Now().Add(ex.st.clientWrite)); err != nil {
+		ex.noWriteDeadline = true
+	}
+}
+
+// clientWriteFailed notes why a write to the client failed: the client
+// took nothing for ClientWriteTimeout, or its connection ended.
+func (ex *exchange) clientWriteFailed(err error) {
+	ex.err = err
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		ex.reason = "the client took nothing of the response for " + ex.st.clientWrite.String()
 	}
 }

@@ -127,6 +127,16 @@ type Gateway struct {
 	// slow to take what was sent. Zero means 2 minutes; negative, never.
 	BodyIdleTimeout time.Duration
 
+	// ClientWriteTimeout bounds each write to the client: a client that
+	// takes nothing of what the gateway sends it (a response's head, a
+	// piece of its body) for that long is cut off, its connection closed
+	// and the upstream response let go, and the record says so. The clock
+	// runs only while a write waits for the client, so a slow client that
+	// keeps reading is served however long the response takes. Zero means
+	// 2 minutes; negative, never. It needs a ResponseWriter that can set
+	// write deadlines (http.ResponseController), as net/http's can.
+	ClientWriteTimeout time.Duration
+
 	// IdleTimeout closes a tunnel (CONNECT, an upgraded connection) when
 	// nothing has moved either way for that long. Zero means 10 minutes;
 	// negative, never.
@@ -149,6 +159,7 @@ const (
 	DefaultDialTimeout           = 30 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second
 	DefaultBodyIdleTimeout       = 2 * time.Minute
+	DefaultClientWriteTimeout    = 2 * time.Minute
 	DefaultIdleTimeout           = 10 * time.Minute
 )
 
@@ -163,6 +174,7 @@ type state struct {
 	dialTimeout time.Duration
 	idle        time.Duration // a tunnel's; 0 is never
 	bodyIdle    time.Duration // a response body's; 0 is never
+	clientWrite time.Duration // each write to the client; 0 is never
 	rht         time.Duration
 	upstream    upstream
 }
@@ -199,6 +211,7 @@ func (g *Gateway) setup() {
 	}
 	s.idle = orDefault(g.IdleTimeout, DefaultIdleTimeout)
 	s.bodyIdle = orDefault(g.BodyIdleTimeout, DefaultBodyIdleTimeout)
+	s.clientWrite = orDefault(g.ClientWriteTimeout, DefaultClientWriteTimeout)
 	s.rht = g.ResponseHeaderTimeout
 	if s.rht == 0 {
 		s.rht = DefaultResponseHeaderTimeout
@@ -238,6 +251,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ex.w = &countingWriter{ResponseWriter: w}
 		defer ex.finish()
+		ex.armWrite()
 		ex.w.Header().Set("Connection", "close")
 		ex.fail(http.StatusBadRequest, badFraming(r).reason, nil)
 		return
@@ -258,6 +272,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ex.w = &countingWriter{ResponseWriter: w}
 	defer ex.finish()
+	ex.armWrite()
 	ex.serve()
 }
 

@@ -197,7 +197,12 @@ func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Flush flushes the server's writer.
-func (w *countingWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+func (w *countingWriter) Flush() { w.FlushError() }
+
+// FlushError flushes the server's writer, and returns its error.
+func (w *countingWriter) FlushError() error {
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
 
 // Hijack takes the connection over from the server.
 func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
