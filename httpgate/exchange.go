@@ -41,6 +41,7 @@ type exchange struct {
 	tunnels *tunnels // where the exchange's tunnel is counted, if it became one
 
 	rc              *http.ResponseController // the client's; see controller
+	armed           time.Time                // when armWrite last set the client's write deadline
 	noWriteDeadline bool                     // the client's writer cannot set one
 }
 
@@ -254,6 +255,7 @@ func (ex *exchange) fail(code int, reason string, cause error) {
 	if code == http.StatusBadGateway || code == http.StatusGatewayTimeout {
 		h.Set("Proxy-Status", ex.st.via+`; error=`+proxyStatusError(code, cause)+`; details="`+quoteDetails(reason)+`"`)
 	}
+	ex.armWrite()
 	ex.w.WriteHeader(code)
 	fmt.Fprintf(ex.w, "%d %s: %s\n", code, http.StatusText(code), reason)
 }

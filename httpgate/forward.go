@@ -156,6 +156,7 @@ func (ex *exchange) informational(code int, header textproto.MIMEHeader) error {
 	for k, v := range hh {
 		h[k] = v
 	}
+	ex.armWrite()
 	ex.w.WriteHeader(code)
 	clear(h)
 	for k, v := range saved {
@@ -319,13 +320,22 @@ func (ex *exchange) controller() *http.ResponseController {
 	return ex.rc
 }
 
-// armWrite gives the next write to the client ClientWriteTimeout from
-// now, on a connection whose writes can have a deadline.
+// armWrite gives the next write to the client ClientWriteTimeout, on a
+// connection whose writes can have a deadline. It renews the deadline at
+// most every sixteenth of the timeout (setting one costs about as much
+// as the rest of a small response's bookkeeping): a write is given at
+// least fifteen sixteenths of it.
 func (ex *exchange) armWrite() {
-	if ex.st.clientWrite <= 0 || ex.noWriteDeadline {
+	d := ex.st.clientWrite
+	if d <= 0 || ex.noWriteDeadline {
 		return
 	}
-	if err := ex.controller().SetWriteDeadline(time.Now().Add(ex.st.clientWrite)); err != nil {
+	now := time.Now()
+	if !ex.armed.IsZero() && now.Sub(ex.armed) < d/16 {
+		return
+	}
+	ex.armed = now
+	if err := ex.controller().SetWriteDeadline(now.Add(d)); err != nil {
 		ex.noWriteDeadline = true
 	}
 }

@@ -134,7 +134,9 @@ type Gateway struct {
 	// runs only while a write waits for the client, so a slow client that
 	// keeps reading is served however long the response takes. Zero means
 	// 2 minutes; negative, never. It needs a ResponseWriter that can set
-	// write deadlines (http.ResponseController), as net/http's can.
+	// write deadlines (http.ResponseController), as net/http's can; the
+	// deadline is renewed at most every sixteenth of the timeout, so a
+	// write is given at least fifteen sixteenths of it.
 	ClientWriteTimeout time.Duration
 
 	// IdleTimeout closes a tunnel (CONNECT, an upgraded connection) when
@@ -251,7 +253,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ex.w = &countingWriter{ResponseWriter: w}
 		defer ex.finish()
-		ex.armWrite()
 		ex.w.Header().Set("Connection", "close")
 		ex.fail(http.StatusBadRequest, badFraming(r).reason, nil)
 		return
@@ -272,7 +273,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ex.w = &countingWriter{ResponseWriter: w}
 	defer ex.finish()
-	ex.armWrite()
 	ex.serve()
 }
 
