@@ -39,12 +39,14 @@ type Gateway struct {
 	// connections itself, and the gateway does not resolve names for it:
 	// through a socks5h peer the name goes to the peer, which resolves it
 	// in its own network and applies its own policy (a privacy proxy in
-	// front of Tor leaks no lookup, and reaches .onion names). Such a
-	// dialer is asked about a destination only as the request named it.
+	// front of Tor leaks no lookup, and reaches .onion names); the policy
+	// is asked about such a destination only as the request named it.
 	// To guard one all the same, resolving names here, give the gateway
 	// listener.GuardDialer(d, policy) as its Dialer; a dialer.Router that
 	// dials some destinations directly guards those with a Direct of
-	// listener.GuardDialer(nil, policy).
+	// listener.GuardDialer(nil, policy). (A [Server] relays the SOCKS
+	// streams it does not tap through the same Dialer, checked as a
+	// listener checks its relays: see listener.Config.Dialer.)
 	Dialer proxy.ContextDialer
 
 	// Transport, when set, sends ordinary requests (not CONNECT, not
