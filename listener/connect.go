@@ -63,6 +63,7 @@ func (s *session) tap() {
 	s.rec.Decision = DecisionTap
 	s.kept = true // the program's, once delivered; closed by deliver if not
 	c := &Conn{Conn: peek.FromReader(s.data, s.rd), req: s.req}
+	s.dropReader()
 	if !s.l.deliver(s.t, c) {
 		s.rec.Cause = net.ErrClosed
 	}
@@ -106,7 +107,8 @@ func (s *session) relay() {
 	client := peek.FromReader(s.data, s.rd)
 	// The handshake's reader, its buffer and its reply are done with: a
 	// relay, which may stay idle for long, holds none of them.
-	s.br, s.rd, s.data, s.replyFn = nil, nil, nil, nil
+	s.dropReader()
+	s.data, s.replyFn = nil, nil
 	s.rec.Decision = DecisionRelay
 	// The relay copies on goroutines of its own, and this one ends: it
 	// would keep the handshake's and the dial's frames on its stack for

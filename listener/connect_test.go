@@ -2,8 +2,11 @@ package listener
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -70,5 +73,81 @@ func TestDialContextCarriesTheRequest(t *testing.T) {
 				assert.Equal(t, target, r.Target.String())
 			}
 		})
+	}
+}
+
+// TestReadAheadIsNotShared checks that the read-ahead buffers connections
+// take from a pool, one after another, carry nothing from one to the
+// next: what a client sends ahead of the reply (or, not speaking SOCKS,
+// what was sniffed) reaches its own target or program intact after later
+// connections have used the buffer, and the bytes Tap's peek returned stay
+// as they were after the session.
+func TestReadAheadIsNotShared(t *testing.T) {
+	echo := sockstest.Echo(t)
+	relayW := newWorld(t, &Config{Dialer: &net.Dialer{}})
+	tapW := newWorld(t, nil)
+	var mu sync.Mutex
+	peeked := make(map[string][]byte) // by target port, as Tap's peek returned them
+	peekW := newWorld(t, &Config{
+		Dialer: &net.Dialer{},
+		Tap: func(r *Request, peek func(int) []byte) bool {
+			b := peek(len("peek 00"))
+			mu.Lock()
+			peeked[strconv.Itoa(int(r.Target.Port))] = b
+			mu.Unlock()
+			return false
+		},
+	})
+	// optimistic sends the greeting, a CONNECT to target and payload in
+	// one write, and reads the method selection and the reply.
+	optimistic := func(w *world, target *net.TCPAddr, payload string) net.Conn {
+		t.Helper()
+		a, err := socks5.ParseAddr(target.String())
+		require.NoError(t, err)
+		msg, err := socks5.Request{Command: socks5.CmdConnect, Addr: a}.AppendBinary([]byte{5, 1, 0})
+		require.NoError(t, err)
+		c := w.dial()
+		_, err = c.Write(append(msg, payload...))
+		require.NoError(t, err)
+		_, err = socks5.ReadMethodSelection(c)
+		require.NoError(t, err)
+		resp, err := socks5.ReadResponse(c)
+		require.NoError(t, err)
+		require.Equal(t, socks5.Succeeded, resp.Reply)
+		return c
+	}
+	expect := func(c net.Conn, want string) {
+		t.Helper()
+		got := make([]byte, len(want))
+		_, err := io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, want, string(got))
+	}
+	var echoes []*net.TCPAddr // one target a round, so that the peeks tell apart
+	for i := range 16 {
+		relayed := fmt.Sprintf("relay %02d", i)
+		expect(optimistic(relayW, echo, relayed), relayed)
+
+		// Not SOCKS: its sniffed bytes wait for the program while a
+		// relay uses the buffer.
+		plain := tapW.dial()
+		_, err := fmt.Fprintf(plain, "plain %02d", i)
+		require.NoError(t, err)
+		expect(optimistic(relayW, echo, relayed), relayed)
+		expect(tapW.accept(), fmt.Sprintf("plain %02d", i))
+
+		tapped := fmt.Sprintf("tapped %02d", i)
+		optimistic(tapW, echo, tapped)
+		expect(tapW.accept(), tapped)
+
+		target := sockstest.Echo(t)
+		echoes = append(echoes, target)
+		p := fmt.Sprintf("peek %02d and more", i)
+		expect(optimistic(peekW, target, p), p)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, e := range echoes {
+		assert.Equal(t, fmt.Sprintf("peek %02d", i), string(peeked[strconv.Itoa(e.Port)]), "a peek's bytes after the session")
 	}
 }
