@@ -66,9 +66,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/proxy"
 
 	"github.com/sockstap/sockstap/internal/relay"
 	"github.com/sockstap/sockstap/internal/sockstest"
+	"github.com/sockstap/sockstap/socks5"
 )
 
 const (
@@ -344,6 +346,46 @@ func benchCycle(b *testing.B, p benchPath, echo *net.TCPAddr, clients int) {
 	b.StopTimer()
 	require.NoError(b, errors.Join(errs...))
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cycles/s")
+}
+
+// BenchmarkRelayDial measures a relay's dial of an IP address through a
+// *net.Dialer, on loopback, the target accepting and closing: with the
+// context package net alone sees (dialContext: the listener's, a request
+// and a deadline), and with the context any other dialer gets (a timer's,
+// around a request's), which a dialer of another type forwarding to the
+// same *net.Dialer is given.
+func BenchmarkRelayDial(b *testing.B) {
+	target := sockstest.Serve(b, func(net.Conn) {})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	l := Wrap(ln, &Config{Dialer: &net.Dialer{}, Logger: slog.New(slog.DiscardHandler)})
+	b.Cleanup(func() { l.Close() })
+	ap := target.AddrPort()
+	s := &session{l: l, request: Request{Version: 5, Command: socks5.CmdConnect,
+		Target: socks5.Addr{IP: ap.Addr(), Port: ap.Port()}}}
+	s.req = &s.request
+	nd := &net.Dialer{}
+	for _, d := range []struct {
+		context string
+		dialer  proxy.ContextDialer
+	}{{"deadline", nd}, {"timer", forwardingDialer{nd}}} {
+		b.Run("context="+d.context, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := s.dial(d.dialer)
+				require.NoError(b, err)
+				c.Close()
+			}
+		})
+	}
+}
+
+// forwardingDialer is a dialer of a type of its own that forwards to a
+// *net.Dialer.
+type forwardingDialer struct{ d *net.Dialer }
+
+func (f forwardingDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return f.d.DialContext(ctx, network, address)
 }
 
 // cpuTime is the CPU time this process has used, in user and kernel mode.

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,9 +10,11 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/proxy"
 
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks5"
@@ -149,5 +152,84 @@ func TestReadAheadIsNotShared(t *testing.T) {
 	defer mu.Unlock()
 	for i, e := range echoes {
 		assert.Equal(t, fmt.Sprintf("peek %02d", i), string(peeked[strconv.Itoa(e.Port)]), "a peek's bytes after the session")
+	}
+}
+
+// silentTarget returns an address on loopback whose connects hang: a
+// socket that listens with the shortest queue and never accepts, its
+// queue filled, so that the kernel drops the SYNs that come after.
+func silentTarget(t *testing.T) *net.TCPAddr {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { syscall.Close(fd) })
+	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	require.NoError(t, syscall.Listen(fd, 0))
+	sa, err := syscall.Getsockname(fd)
+	require.NoError(t, err)
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}
+	// The first connection fills the queue; the next must hang.
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", addr.String(), 100*time.Millisecond)
+		if err != nil {
+			require.True(t, isTimeout(err), "a connect to a full queue: %v", err)
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+		require.Less(t, i, 4, "the queue does not fill")
+	}
+}
+
+// TestRelayDialEnds checks that a relay's dial of a target that does not
+// answer ends at DialTimeout, and when the listener closes: through a
+// *net.Dialer, to an IP address, the dial whose context is dialContext,
+// and through a dialer of another type.
+func TestRelayDialEnds(t *testing.T) {
+	silent := silentTarget(t)
+	for _, tc := range []struct {
+		name   string
+		dialer func(control func(string, string, syscall.RawConn) error) proxy.ContextDialer
+	}{
+		{"*net.Dialer", func(control func(string, string, syscall.RawConn) error) proxy.ContextDialer {
+			return &net.Dialer{Control: control}
+		}},
+		{"other dialer", func(control func(string, string, syscall.RawConn) error) proxy.ContextDialer {
+			return forwardingDialer{&net.Dialer{Control: control}}
+		}},
+	} {
+		t.Run(tc.name+"/DialTimeout", func(t *testing.T) {
+			w := newWorld(t, &Config{Dialer: tc.dialer(nil), DialTimeout: 100 * time.Millisecond})
+			c, _, err := w.connect5(silent.String())
+			re, ok := errors.AsType[*socks5.ReplyError](err)
+			require.True(t, ok, "a reply, before the client's own deadline: %v", err)
+			assert.Equal(t, socks5.HostUnreachable, re.Reply)
+			waitClosed(t, c)
+		})
+		t.Run(tc.name+"/Close", func(t *testing.T) {
+			dialing := make(chan struct{}, 1)
+			w := newWorld(t, &Config{Dialer: tc.dialer(func(string, string, syscall.RawConn) error {
+				dialing <- struct{}{}
+				return nil
+			})})
+			c := w.dial()
+			a, err := socks5.ParseAddr(silent.String())
+			require.NoError(t, err)
+			go socks5.ClientHandshake(context.Background(), c, socks5.Request{Command: socks5.CmdConnect, Addr: a})
+			select {
+			case <-dialing:
+			case <-time.After(sockstest.Timeout):
+				t.Fatal("no dial")
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- w.l.Close() }()
+			select {
+			case <-closed:
+			case <-time.After(sockstest.Timeout):
+				t.Fatal("Close waits for the dial")
+			}
+			waitClosed(t, c)
+			rec := w.logs.Wait(t, sockstest.Key("decision", "fail"))
+			assert.Contains(t, rec["cause"], "canceled")
+		})
 	}
 }
