@@ -101,7 +101,12 @@ func (s *session) relay() {
 		s.fail(nil)
 		return
 	}
-	client := peek.FromReader(s.data, s.rd)
+	// What the client sent ahead of the reply goes first; without it,
+	// the relay has the tunnel as it is.
+	client := s.data
+	if s.rd.Buffered() > 0 {
+		client = peek.FromReader(s.data, s.rd)
+	}
 	// The handshake's reader, its buffer and its reply are done with: a
 	// relay, which may stay idle for long, holds none of them.
 	s.dropReader()
