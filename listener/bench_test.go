@@ -16,9 +16,13 @@ package listener
 //   - BenchmarkThroughput/{path}/streams={1,8}: each op sends 1 MiB on each
 //     stream to a sink; MB/s is the total over the streams, cpu-s/GiB the
 //     CPU time (user and kernel) the process spent per GiB moved.
-//   - BenchmarkCycle/{path}/clients={1,16,64}: each op is a whole short
-//     connection: dial, SOCKS5 greeting and CONNECT (none when direct),
-//     one byte echoed, close; cycles/s is the rate over all clients.
+//   - BenchmarkCycle/clients={1,16,64}: each op is a whole short
+//     connection on each path: dial, SOCKS5 greeting and CONNECT (none
+//     when direct), one byte echoed, close. The paths take turns of a few
+//     milliseconds in one benchmark, so that the load of shared cores
+//     falls on them alike, and each reports its figures with its name
+//     before the unit: {path}-cycles/s is the rate over all clients,
+//     {path}-allocs/op and {path}-B/op the allocations of the process.
 //   - BenchmarkIdleRelay/{path}: the server-side cost of an idle connection,
 //     measured in a process of its own (the relay, or for direct the echo
 //     target) while this one holds the clients' and the targets' ends:
@@ -308,31 +312,75 @@ func send(c *net.TCPConn, data []byte, n int) error {
 }
 
 func BenchmarkCycle(b *testing.B) {
-	echo := sockstest.Serve(b, echoTarget)
-	for _, p := range benchPaths(b) {
-		b.Run(p.name, func(b *testing.B) {
-			for _, clients := range []int{1, 16, 64} {
-				b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
-					benchCycle(b, p, echo, clients)
-				})
-			}
+	paths := benchPaths(b)
+	// Each path its own target: the connections one leaves in TIME_WAIT
+	// do not crowd another's ports.
+	echoes := make([]*net.TCPAddr, len(paths))
+	for i := range paths {
+		echoes[i] = sockstest.Serve(b, echoTarget)
+	}
+	for _, clients := range []int{1, 16, 64} {
+		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+			benchCycles(b, paths, echoes, clients)
 		})
 	}
 }
 
-// benchCycle runs b.N cycles to echo along p, from clients goroutines at
-// once.
-func benchCycle(b *testing.B, p benchPath, echo *net.TCPAddr, clients int) {
+// cycleBatch is how many cycles a path runs per client in its turn (see
+// benchCycles): turns of a few to a few hundred milliseconds.
+const cycleBatch = 16
+
+// cycleStats is what a path's cycles took, summed over its turns.
+type cycleStats struct {
+	elapsed       time.Duration
+	cpu           cpuTime
+	allocs, bytes uint64
+}
+
+// benchCycles runs b.N cycles along each path, to its echo target, from
+// clients goroutines at once. The paths take turns of cycleBatch cycles a
+// client, each round beginning with the next path, so that a change in
+// the load of the shared cores, and a path's connections still closing
+// when its turn ends, fall on every path alike. Each path reports its own
+// figures, its name before the unit: listener-cycles/s,
+// baseline-user-ns/op...
+func benchCycles(b *testing.B, paths []benchPath, echoes []*net.TCPAddr, clients int) {
+	stats := make([]cycleStats, len(paths))
+	batch := cycleBatch * clients
+	b.ResetTimer()
+	for done, round := 0, 0; done < b.N; round++ {
+		n := min(batch, b.N-done)
+		for j := range paths {
+			i := (round + j) % len(paths)
+			require.NoError(b, stats[i].run(paths[i], echoes[i], clients, n))
+		}
+		done += n
+	}
+	b.StopTimer()
+	for i, p := range paths {
+		st, n := stats[i], float64(b.N)
+		b.ReportMetric(n/st.elapsed.Seconds(), p.name+"-cycles/s")
+		b.ReportMetric(float64(st.cpu.user)/n, p.name+"-user-ns/op")
+		b.ReportMetric(float64(st.cpu.sys)/n, p.name+"-sys-ns/op")
+		b.ReportMetric(float64(st.allocs)/n, p.name+"-allocs/op")
+		b.ReportMetric(float64(st.bytes)/n, p.name+"-B/op")
+	}
+}
+
+// run runs n cycles to echo along p, from clients goroutines at once, and
+// adds what they took to st: elapsed and CPU time, and the allocations of
+// the whole process (client, target and relay).
+func (st *cycleStats) run(p benchPath, echo *net.TCPAddr, clients, n int) error {
 	var next atomic.Int64
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
-	b.ReportAllocs()
-	b.ResetTimer()
+	var mem0, mem1 runtime.MemStats
+	runtime.ReadMemStats(&mem0)
 	start := time.Now()
 	cpu := startCPU()
-	for i := range clients {
+	for i := range min(clients, n) {
 		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
+			for next.Add(1) <= int64(n) {
 				if err := p.cycle(echo); err != nil {
 					errs[i] = err
 					return
@@ -342,10 +390,14 @@ func benchCycle(b *testing.B, p benchPath, echo *net.TCPAddr, clients int) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu.report(b)
-	b.StopTimer()
-	require.NoError(b, errors.Join(errs...))
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cycles/s")
+	used := startCPU()
+	runtime.ReadMemStats(&mem1)
+	st.elapsed += elapsed
+	st.cpu.user += used.user - cpu.user
+	st.cpu.sys += used.sys - cpu.sys
+	st.allocs += mem1.Mallocs - mem0.Mallocs
+	st.bytes += mem1.TotalAlloc - mem0.TotalAlloc
+	return errors.Join(errs...)
 }
 
 // BenchmarkRelayDial measures a relay's dial of an IP address through a
