@@ -18,9 +18,9 @@ package listener
 //     CPU time (user and kernel) the process spent per GiB moved.
 //   - BenchmarkCycle/clients={1,16,64}: each op is a whole short
 //     connection on each path: dial, SOCKS5 greeting and CONNECT (none
-//     when direct), one byte echoed, close. The paths take turns of a few
-//     milliseconds in one benchmark, so that the load of shared cores
-//     falls on them alike, and each reports its figures with its name
+//     when direct), one byte echoed, close. The paths take turns in one
+//     benchmark, so that the load of shared cores falls on them alike,
+//     and each reports its figures with its name
 //     before the unit: {path}-cycles/s is the rate over all clients,
 //     {path}-allocs/op and {path}-B/op the allocations of the process.
 //   - BenchmarkIdleRelay/{path}: the server-side cost of an idle connection,
@@ -326,9 +326,10 @@ func BenchmarkCycle(b *testing.B) {
 	}
 }
 
-// cycleBatch is how many cycles a path runs per client in its turn (see
-// benchCycles): turns of a few to a few hundred milliseconds.
-const cycleBatch = 16
+// cycleRounds is how many turns each path takes in BenchmarkCycle (see
+// benchCycles): a multiple of the paths, so that each path comes first,
+// second and last as often.
+const cycleRounds = 6
 
 // cycleStats is what a path's cycles took, summed over its turns.
 type cycleStats struct {
@@ -338,15 +339,15 @@ type cycleStats struct {
 }
 
 // benchCycles runs b.N cycles along each path, to its echo target, from
-// clients goroutines at once. The paths take turns of cycleBatch cycles a
-// client, each round beginning with the next path, so that a change in
-// the load of the shared cores, and a path's connections still closing
-// when its turn ends, fall on every path alike. Each path reports its own
-// figures, its name before the unit: listener-cycles/s,
-// baseline-user-ns/op...
+// clients goroutines at once. The paths take turns, cycleRounds each
+// (with -benchtime 1s, turns of about 50 ms), each round beginning with
+// the next path, so that a change in the load of the shared cores, and a
+// path's connections still closing when its turn ends, fall on every path
+// alike. Each path reports its own figures, its name before the unit:
+// listener-cycles/s, baseline-user-ns/op...
 func benchCycles(b *testing.B, paths []benchPath, echoes []*net.TCPAddr, clients int) {
 	stats := make([]cycleStats, len(paths))
-	batch := cycleBatch * clients
+	batch := max(clients, (b.N+cycleRounds-1)/cycleRounds)
 	b.ResetTimer()
 	for done, round := 0, 0; done < b.N; round++ {
 		n := min(batch, b.N-done)
