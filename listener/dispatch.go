@@ -55,6 +55,9 @@ type command struct {
 //     answer a refusal and end, s.fail(cause) after a reply has gone.
 var commandTable = map[socks5.Command]command{
 	socks5.CmdConnect: {socks4: true, serve: (*session).connect},
+
+	// UDP ASSOCIATE: udp.go.
+	socks5.CmdUDPAssociate: {enabled: func(c *Config) bool { return c.UDP }, serve: (*session).associate},
 }
 
 // commands returns the commands of table that c enables: the listener's
