@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,4 +242,214 @@ func TestAssociateOff(t *testing.T) {
 	re, ok := errors.AsType[*socks5.ReplyError](err)
 	require.True(t, ok, "%v", err)
 	assert.Equal(t, socks5.CommandNotSupported, re.Reply)
+}
+
+// named returns the address name:port of a.
+func named(name string, a socks5.Addr) socks5.Addr { return socks5.Addr{Name: name, Port: a.Port} }
+
+func TestAssociateNames(t *testing.T) {
+	t.Parallel()
+	var asked atomic.Int64
+	resolver := sockstest.Resolver(t, func(name string) ([]netip.Addr, bool) {
+		switch name {
+		case "echo.test":
+			asked.Add(1)
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, true
+		}
+		return nil, false
+	})
+	w, rec := udpWorld(t, &Config{Resolver: resolver})
+	echo := sockstest.EchoUDP(t)
+	c := associate(t, w, socks5.Addr{})
+	to := socks5.Addr{Name: "echo.test", Port: uint16(echo.Port)}
+	for i := range 5 {
+		c.send(socks5.Addr{Name: "nowhere.test", Port: uint16(echo.Port)}, "dropped: no such name")
+		msg := "by name " + strconv.Itoa(i)
+		c.send(to, msg)
+		from, got := c.recv()
+		assert.Equal(t, msg, got)
+		assert.Equal(t, echo.String(), from.String(), "the sender by its address")
+	}
+	assert.EqualValues(t, 1, asked.Load(), "the name is looked up once for the association")
+	c.ctrl.Close()
+	r := rec.wait(t, decided(DecisionAssociate))
+	assert.EqualValues(t, 5, r.DatagramsUp)
+}
+
+func TestAssociatePolicy(t *testing.T) {
+	t.Parallel()
+	sink := newSink(t)
+	var mu sync.Mutex
+	var asked []Request
+	resolver := sockstest.Resolver(t, func(name string) ([]netip.Addr, bool) {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, true
+	})
+	w, rec := udpWorld(t, &Config{
+		Resolver: resolver,
+		Policy: func(_ context.Context, r *Request) error {
+			mu.Lock()
+			asked = append(asked, *r)
+			mu.Unlock()
+			if r.Target.Name == "denied.test" {
+				return Deny("not that name")
+			}
+			return nil
+		},
+	})
+	c := associate(t, w, socks5.Addr{})
+	for i := range 3 {
+		c.send(named("denied.test", sink.addr()), "denied")
+		c.send(sink.addr(), "allowed by address "+strconv.Itoa(i))
+		assert.Equal(t, "allowed by address "+strconv.Itoa(i), sink.next(t).payload, "nothing else came before")
+		c.send(named("allowed.test", sink.addr()), "allowed by name")
+		assert.Equal(t, "allowed by name", sink.next(t).payload)
+	}
+	c.ctrl.Close()
+	r := rec.wait(t, decided(DecisionAssociate))
+	assert.EqualValues(t, 6, r.DatagramsUp)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, asked, 4, "once for the request, once for each destination: %v", asked)
+	assert.Equal(t, socks5.CmdUDPAssociate, asked[0].Command)
+	assert.False(t, asked[0].DialedIP.IsValid(), "the request, as it arrived")
+	sinkIP := sink.addr().IP
+	for i, want := range []socks5.Addr{named("denied.test", sink.addr()), sink.addr(), named("allowed.test", sink.addr())} {
+		q := asked[i+1]
+		assert.Equal(t, socks5.CmdUDPAssociate, q.Command)
+		assert.Equal(t, want, q.Target, "the datagram's destination")
+		assert.Equal(t, sinkIP, q.DialedIP, "the address it goes to")
+		assert.Equal(t, c.ctrl.LocalAddr().String(), q.Client.String())
+	}
+}
+
+// TestAssociateStrangers checks that the relay takes datagrams from the
+// client's address and port only: the port the request declared, or the
+// first well-formed datagram's.
+func TestAssociateStrangers(t *testing.T) {
+	t.Parallel()
+	w, _ := udpWorld(t, nil)
+	sink := newSink(t)
+	loopback := netip.MustParseAddr("127.0.0.1")
+	strangerSends := func(c *udpClient, from netip.Addr, payload string) {
+		s := listenUDP(t, from)
+		_, err := s.WriteToUDPAddrPort(datagram(t, sink.addr(), payload), c.relay)
+		require.NoError(t, err)
+	}
+	firstAtSink := func(c *udpClient, want string) {
+		t.Helper()
+		c.send(sink.addr(), want)
+		assert.Equal(t, want, sink.next(t).payload, "the stranger's datagram was dropped")
+	}
+
+	t.Run("declared", func(t *testing.T) {
+		pc := listenUDP(t, loopback)
+		c := associate(t, w, socks5.AddrFromAddrPort(pc.LocalAddr().(*net.UDPAddr).AddrPort()))
+		c.pc = pc
+		strangerSends(c, loopback, "same host, another port, before the client")
+		firstAtSink(c, "declared port")
+	})
+	t.Run("first datagram", func(t *testing.T) {
+		c := associate(t, w, socks5.Addr{})
+		strangerSends(c, netip.MustParseAddr("127.0.0.2"), "another host, before the client")
+		c.sendRaw([]byte{0, 0, 0, 9}) // malformed: does not choose the port
+		strangerSends(c, netip.MustParseAddr("127.0.0.2"), "another host, again")
+		firstAtSink(c, "the client's first")
+		strangerSends(c, loopback, "same host, another port, after the client")
+		firstAtSink(c, "the client's second")
+	})
+	t.Run("declared behind a NAT", func(t *testing.T) {
+		// An address other than the client's says nothing of the port
+		// datagrams come from: the first datagram's is taken.
+		c := associate(t, w, socks5.Addr{IP: netip.MustParseAddr("192.0.2.7"), Port: 4242})
+		firstAtSink(c, "from the port the NAT chose")
+		strangerSends(c, loopback, "same host, another port")
+		firstAtSink(c, "again")
+	})
+}
+
+// TestAssociateHostileDatagrams sends the relay datagrams that a careless
+// or hostile client might: each is dropped, and the association goes on.
+func TestAssociateHostileDatagrams(t *testing.T) {
+	t.Parallel()
+	w, rec := udpWorld(t, nil)
+	sink := newSink(t)
+	c := associate(t, w, socks5.Addr{})
+	good := datagram(t, sink.addr(), "good")
+	port := good[8:10]
+	c.sendRaw(datagram(t, sink.addr(), "first, to choose the port"))
+	assert.Equal(t, "first, to choose the port", sink.next(t).payload)
+	for _, h := range []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"one byte", []byte{0}},
+		{"RSV only", []byte{0, 0}},
+		{"no address type", []byte{0, 0, 0}},
+		{"RSV not zero", append([]byte{1, 0}, good[2:]...)},
+		{"FRAG 1", append([]byte{0, 0, 1}, good[3:]...)},
+		{"FRAG 0x80, the last fragment", append([]byte{0, 0, 0x80}, good[3:]...)},
+		{"address type 2", append([]byte{0, 0, 0, 2}, good[4:]...)},
+		{"address type 0xff", append([]byte{0, 0, 0, 0xff}, good[4:]...)},
+		{"IPv4 cut short", good[:7]},
+		{"IPv4 without port", good[:8]},
+		{"IPv6 cut short", []byte{0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1}},
+		{"empty name", append([]byte{0, 0, 0, 3, 0}, port...)},
+		{"name longer than the datagram", append([]byte{0, 0, 0, 3, 200, 'a', 'b'}, port...)},
+		{"port 0", datagram(t, socks5.Addr{IP: sink.addr().IP, Port: 0}, "port 0")},
+		{"name port 0", datagram(t, socks5.Addr{Name: "localhost", Port: 0}, "port 0")},
+	} {
+		c.sendRaw(h.b)
+	}
+	c.sendRaw(good)
+	assert.Equal(t, "good", sink.next(t).payload, "every hostile datagram was dropped")
+	c.ctrl.Close()
+	r := rec.wait(t, decided(DecisionAssociate))
+	assert.EqualValues(t, 2, r.DatagramsUp, "only the well-formed datagrams count")
+	assert.EqualValues(t, len("first, to choose the port")+len("good"), r.BytesUp)
+}
+
+// TestAssociateFilter checks whose datagrams reach the client under each
+// UDPFilter: the destination's own, another port of the destination's
+// host, another host.
+func TestAssociateFilter(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		filter               UDPFilter
+		otherPort, otherHost bool // passed
+	}{
+		{UDPFilterAddrPort, false, false},
+		{UDPFilterAddr, true, false},
+		{UDPFilterNone, true, true},
+	} {
+		t.Run(c.filter.String(), func(t *testing.T) {
+			t.Parallel()
+			w, _ := udpWorld(t, &Config{UDPFilter: c.filter})
+			sink := newSink(t)
+			u := associate(t, w, socks5.Addr{})
+			u.send(sink.addr(), "hello")
+			out := sink.next(t).from // the association's outbound socket
+			// reply sends payload from the sink, the destination, and
+			// checks what the client receives next: the sender's
+			// datagram if it passed, else the sink's.
+			expect := func(sender *net.UDPConn, payload string, passed bool) {
+				t.Helper()
+				_, err := sender.WriteToUDPAddrPort([]byte(payload), out)
+				require.NoError(t, err)
+				_, err = sink.conn.WriteToUDPAddrPort([]byte("from the destination"), out)
+				require.NoError(t, err)
+				from, got := u.recv()
+				if passed {
+					assert.Equal(t, payload, got)
+					assert.Equal(t, sender.LocalAddr().String(), from.String())
+					from, got = u.recv()
+				}
+				assert.Equal(t, "from the destination", got)
+				assert.Equal(t, sink.addr(), from)
+			}
+			expect(listenUDP(t, netip.MustParseAddr("127.0.0.1")), "another port", c.otherPort)
+			expect(listenUDP(t, netip.MustParseAddr("127.0.0.2")), "another host", c.otherHost)
+		})
+	}
 }
