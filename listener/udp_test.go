@@ -453,3 +453,201 @@ func TestAssociateFilter(t *testing.T) {
 		})
 	}
 }
+
+// openedSockets is a PacketListener on loopback that remembers the
+// sockets it opened.
+type openedSockets struct {
+	mu    sync.Mutex
+	addrs []netip.AddrPort
+}
+
+func (o *openedSockets) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
+	pc, err := loopbackPackets(ctx, network, address)
+	if err == nil {
+		o.mu.Lock()
+		o.addrs = append(o.addrs, pc.LocalAddr().(*net.UDPAddr).AddrPort())
+		o.mu.Unlock()
+	}
+	return pc, err
+}
+
+func (o *openedSockets) last(t testing.TB) netip.AddrPort {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	require.NotEmpty(t, o.addrs)
+	return o.addrs[len(o.addrs)-1]
+}
+
+// assertReleased checks that the sockets at addrs are closed: a new socket
+// can bind each address.
+func assertReleased(t testing.TB, addrs ...netip.AddrPort) {
+	t.Helper()
+	for _, a := range addrs {
+		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(a))
+		if assert.NoError(t, err, "%v is free again", a) {
+			pc.Close()
+		}
+	}
+}
+
+// assertHeld checks that the sockets at addrs are still open.
+func assertHeld(t testing.TB, addrs ...netip.AddrPort) {
+	t.Helper()
+	for _, a := range addrs {
+		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(a))
+		if !assert.Error(t, err, "%v is still bound", a) {
+			pc.Close()
+		}
+	}
+}
+
+// TestAssociateEndsWithControl proves that an association's sockets are
+// closed within a second of its control connection's close: its record,
+// written once they are closed, comes within a second, and both addresses
+// can be bound again.
+func TestAssociateEndsWithControl(t *testing.T) {
+	t.Parallel()
+	opened := &openedSockets{}
+	w, rec := udpWorld(t, &Config{UDPListener: opened})
+	echo := sockstest.EchoUDP(t)
+	c := associate(t, w, socks5.Addr{})
+	c.roundTrip(echo, "before")
+	out := opened.last(t)
+	assertHeld(t, c.relay, out)
+
+	closed := time.Now()
+	require.NoError(t, c.ctrl.Close())
+	rec.wait(t, decided(DecisionAssociate))
+	assert.Less(t, time.Since(closed), time.Second, "the association ended within a second")
+	assertReleased(t, c.relay, out)
+	// And the relay takes nothing more: a datagram sent to it now is
+	// refused by the kernel, or lost, never relayed.
+	c.send(socks5.AddrFromAddrPort(echo.AddrPort()), "after")
+	c.pc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _, err := c.pc.ReadFromUDPAddrPort(make([]byte, 64))
+	assert.Error(t, err, "no answer once the association is over")
+}
+
+func TestAssociateIdle(t *testing.T) {
+	t.Parallel()
+	const idle = 500 * time.Millisecond
+	opened := &openedSockets{}
+	w, rec := udpWorld(t, &Config{UDPListener: opened, IdleTimeout: idle})
+	echo := sockstest.EchoUDP(t)
+	c := associate(t, w, socks5.Addr{})
+	// Datagrams keep it alive over several idle spells.
+	start := time.Now()
+	for i := 0; time.Since(start) < 3*idle && i < 100000; i++ {
+		c.roundTrip(echo, "alive "+strconv.Itoa(i))
+	}
+	// Then, with nothing moving, it ends, and closes the control
+	// connection.
+	waitClosed(t, c.ctrl)
+	r := rec.wait(t, decided(DecisionAssociate))
+	assert.ErrorIs(t, r.Cause, errIdle)
+	assert.Greater(t, r.Duration, 3*idle)
+	assertReleased(t, c.relay, opened.last(t))
+}
+
+func TestAssociateLimits(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"per client", Config{MaxAssociationsPerClient: 2}},
+		{"overall", Config{MaxAssociations: 2}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w, rec := udpWorld(t, &c.cfg)
+			first := associate(t, w, socks5.Addr{})
+			associate(t, w, socks5.Addr{})
+			_, err := tryAssociate(t, w, socks5.Addr{})
+			re, ok := errors.AsType[*socks5.ReplyError](err)
+			require.True(t, ok, "%v", err)
+			assert.Equal(t, socks5.GeneralFailure, re.Reply)
+			r := rec.wait(t, decided(DecisionFail))
+			assert.Equal(t, "too many UDP associations", r.Reason)
+			// One ends: its place is free again.
+			first.ctrl.Close()
+			rec.wait(t, decided(DecisionAssociate))
+			echo := sockstest.EchoUDP(t)
+			associate(t, w, socks5.Addr{}).roundTrip(echo, "in its place")
+		})
+	}
+	t.Run("negative: none", func(t *testing.T) {
+		t.Parallel()
+		w, _ := udpWorld(t, &Config{MaxAssociations: -1, MaxAssociationsPerClient: -1})
+		for range 3 {
+			associate(t, w, socks5.Addr{})
+		}
+	})
+}
+
+// TestAssociateClosedByListener checks that Close ends associations at
+// once, and Shutdown lets them run until its context ends, as relays.
+func TestAssociateClosedByListener(t *testing.T) {
+	t.Parallel()
+	t.Run("Close", func(t *testing.T) {
+		t.Parallel()
+		opened := &openedSockets{}
+		w, rec := udpWorld(t, &Config{UDPListener: opened})
+		c := associate(t, w, socks5.Addr{})
+		require.NoError(t, w.l.Close())
+		waitClosed(t, c.ctrl)
+		assertReleased(t, c.relay, opened.last(t))
+		r := rec.wait(t, decided(DecisionAssociate))
+		assert.ErrorIs(t, r.Cause, context.Canceled, "closed by the listener")
+	})
+	t.Run("Shutdown", func(t *testing.T) {
+		t.Parallel()
+		opened := &openedSockets{}
+		w, rec := udpWorld(t, &Config{UDPListener: opened})
+		echo := sockstest.EchoUDP(t)
+		c := associate(t, w, socks5.Addr{})
+		ctx, cancel := context.WithCancel(context.Background())
+		shut := make(chan error, 1)
+		go func() { shut <- w.l.Shutdown(ctx) }()
+		c.roundTrip(echo, "still relayed during Shutdown")
+		select {
+		case err := <-shut:
+			t.Fatalf("Shutdown returned %v with an association under way", err)
+		default:
+		}
+		cancel()
+		assert.ErrorIs(t, <-shut, context.Canceled)
+		waitClosed(t, c.ctrl)
+		assertReleased(t, c.relay, opened.last(t))
+		rec.wait(t, decided(DecisionAssociate))
+	})
+	t.Run("Shutdown, the client ends", func(t *testing.T) {
+		t.Parallel()
+		w, _ := udpWorld(t, nil)
+		c := associate(t, w, socks5.Addr{})
+		shut := make(chan error, 1)
+		go func() { shut <- w.l.Shutdown(context.Background()) }()
+		c.ctrl.Close()
+		select {
+		case err := <-shut:
+			assert.NoError(t, err)
+		case <-time.After(sockstest.Timeout):
+			t.Fatal("Shutdown did not return once the association ended")
+		}
+	})
+}
+
+func TestAssociateAdvertise(t *testing.T) {
+	t.Parallel()
+	adv := netip.MustParseAddr("192.0.2.1")
+	w, _ := udpWorld(t, &Config{UDPAdvertise: adv})
+	ctrl := w.dial()
+	bound, _, err := socks5.ClientHandshake(context.Background(), ctrl,
+		socks5.Request{Command: socks5.CmdUDPAssociate, Addr: socks5.Addr{IP: netip.IPv4Unspecified()}})
+	require.NoError(t, err)
+	assert.Equal(t, adv, bound.IP, "BND.ADDR is the advertised address")
+	// The relay is on the control connection's address, at the port told.
+	echo := sockstest.EchoUDP(t)
+	c := &udpClient{t: t, ctrl: ctrl, bound: bound, relay: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), bound.Port), pc: listenUDP(t, netip.MustParseAddr("127.0.0.1"))}
+	c.roundTrip(echo, "through the advertised port")
+}
