@@ -120,6 +120,13 @@ const (
 // jumbograms carries.
 const maxDatagram = 65535
 
+// readBuffer is the receive buffer asked for on an association's sockets
+// (SO_RCVBUF; Linux caps it at net.core.rmem_max, and doubles it for its
+// own accounting): room for a burst of some 400 datagrams of 1,400 bytes,
+// which the default (212,992 bytes on Linux) would drop past a hundred.
+// It is a limit, not memory held: the kernel takes only what is queued.
+const readBuffer = 1 << 20
+
 // headroom is the room kept before an answer read from the outbound
 // socket, for the SOCKS header that goes in front of it: RSV, FRAG, ATYP,
 // an IPv6 address and a port.
@@ -214,6 +221,7 @@ func (s *session) associate() {
 		s.fail(net.ErrClosed)
 		return
 	}
+	relay.SetReadBuffer(readBuffer)
 	out, err := l.packetListener().ListenPacket(ctx, "udp", ":0")
 	if err == nil && out == nil {
 		err = errors.New("listener: UDPListener returned no socket")
@@ -314,6 +322,9 @@ func newAssociation(s *session, relay *net.UDPConn, out net.PacketConn) *associa
 		resolveIn: "ip",
 	}
 	a.outUDP, _ = out.(*net.UDPConn)
+	if a.outUDP != nil {
+		a.outUDP.SetReadBuffer(readBuffer)
+	}
 	if la, ok := out.LocalAddr().(*net.UDPAddr); ok && la != nil {
 		switch ip := la.AddrPort().Addr(); {
 		case ip.Unmap().Is4():
