@@ -179,7 +179,7 @@ func BenchmarkUDPFlow(b *testing.B) {
 	echo := flowEcho(b)
 	paths := udpPaths(b)
 	type key struct {
-		path          string
+		path         string
 		size, assocs int
 	}
 	rates := map[key]float64{}
