@@ -464,7 +464,12 @@ func (a *association) destination(to socks5.Addr) (sentDest, bool) {
 		}
 		return a.decide(to, []netip.Addr{ap.Addr()})
 	}
-	ips := a.resolve(to.Name)
+	var ips []netip.Addr
+	if ip, err := netip.ParseAddr(to.Name); err == nil { // an address, sent as a name
+		ips = []netip.Addr{ip.Unmap().WithZone("")}
+	} else {
+		ips = a.resolve(to.Name)
+	}
 	if len(ips) == 1 { // the usual case: one lookup in the cache
 		ap := netip.AddrPortFrom(ips[0], to.Port)
 		if d, ok := a.dests[destKey{to.Name, ap}]; ok {
