@@ -14,16 +14,19 @@ package listener
 // Every path runs the same client code against the same loopback targets.
 //
 //   - BenchmarkThroughput/{path}/streams={1,8}: each op sends 1 MiB on each
-//     stream to a sink; MB/s is the total over the streams.
+//     stream to a sink; MB/s is the total over the streams, cpu-s/GiB the
+//     CPU time (user and kernel) the process spent per GiB moved.
 //   - BenchmarkCycle/{path}/clients={1,16,64}: each op is a whole short
 //     connection: dial, SOCKS5 greeting and CONNECT (none when direct),
 //     one byte echoed, close; cycles/s is the rate over all clients.
 //   - BenchmarkIdleRelay/{path}: the server-side cost of an idle connection,
 //     measured in a process of its own (the relay, or for direct the echo
 //     target) while this one holds the clients' and the targets' ends:
-//     RSS, heap, stacks, descriptors, pipes and goroutines per connection.
-//     Its ns/op is the time of one round (start the process, open and
-//     measure idleConns connections), not a figure of merit.
+//     RSS, heap, stacks, descriptors, pipes and goroutines per connection,
+//     measured once the relays' pool of pipes has closed those lent back
+//     (within idleSettle). Its ns/op is the time of one round (start the
+//     process, open and measure idleConns connections), not a figure of
+//     merit.
 //
 // Cycles and throughput also report the CPU time of the whole process
 // (client, target and relay) per op, in user and kernel mode: on shared
@@ -64,6 +67,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sockstap/sockstap/internal/relay"
 	"github.com/sockstap/sockstap/internal/sockstest"
 )
 
@@ -82,6 +86,11 @@ const (
 	// process's noise, few enough for two cores and a descriptor limit of
 	// a few thousand (a relay holds six: two sockets, two pipes).
 	idleConns = 256
+
+	// idleSettle bounds the wait of BenchmarkIdleRelay's server process
+	// for the relays' pool of pipes to close those lent back (see
+	// TestIdleRelayServer).
+	idleSettle = 5 * time.Second
 )
 
 // A benchPath is a way from a client to a target.
@@ -268,9 +277,11 @@ func benchThroughput(b *testing.B, p benchPath, sink *net.TCPAddr, streams int) 
 		wg.Go(func() { errs[i] = send(c, data, b.N) })
 	}
 	wg.Wait()
-	cpu.report(b)
+	used := cpu.report(b)
 	b.StopTimer()
 	require.NoError(b, errors.Join(errs...))
+	gib := float64(b.N) * float64(streams*throughputChunk) / (1 << 30)
+	b.ReportMetric(used.Seconds()/gib, "cpu-s/GiB")
 }
 
 // send writes data n times to c, closes c's write side, and checks the
@@ -349,12 +360,14 @@ func startCPU() cpuTime {
 // report reports the CPU time used since c, per op: client, target and
 // relay together, all in this process. The same client and target run on
 // every path, so differences between paths are the relays'. On a machine
-// whose cores are shared, CPU time is steadier than elapsed time.
-func (c cpuTime) report(b *testing.B) {
+// whose cores are shared, CPU time is steadier than elapsed time. It
+// returns the time, user and kernel together.
+func (c cpuTime) report(b *testing.B) time.Duration {
 	now := startCPU()
 	n := float64(b.N)
 	b.ReportMetric(float64(now.user-c.user)/n, "user-ns/op")
 	b.ReportMetric(float64(now.sys-c.sys)/n, "sys-ns/op")
+	return now.user - c.user + now.sys - c.sys
 }
 
 // cycle is one short connection to echo along p: dial (and handshake),
@@ -389,9 +402,12 @@ func pingPong(c *net.TCPConn) error {
 // idleHeapEnv names a directory, the server process records every
 // allocation and writes its heap profile there, as path.heap, at each
 // measurement: what the last one holds is what the connections hold.
+// When idleNoGCEnv is set, the server process runs with the garbage
+// collector off: what it frees, it frees without one.
 const (
 	idleChildEnv = "SOCKSTAP_IDLE_RELAY_SERVER"
 	idleHeapEnv  = "SOCKSTAP_IDLE_RELAY_HEAP"
+	idleNoGCEnv  = "SOCKSTAP_IDLE_RELAY_NO_GC"
 )
 
 func BenchmarkIdleRelay(b *testing.B) {
@@ -444,7 +460,8 @@ func raiseFileLimit(need uint64) bool {
 // idleRound starts a server process for path, opens n connections through
 // it to echo (for direct, to the process's own echo target), moves a byte
 // each way on each so that every copy is under way, and returns what the
-// process holds beyond what it held before the connections.
+// process holds beyond what it held before the connections, once the
+// relays' pool of pipes is empty.
 func idleRound(path string, echo *net.TCPAddr, n int) (procStats, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -477,7 +494,7 @@ func idleRound(path string, echo *net.TCPAddr, n int) (procStats, error) {
 			return procStats{}, err
 		}
 	}
-	after, err := child.measure()
+	after, err := child.ask("settle")
 	if err != nil {
 		return procStats{}, err
 	}
@@ -515,15 +532,18 @@ func parseProcStats(line string) (procStats, error) {
 
 // measureSelf returns what this process holds, after a garbage collection
 // that also shrinks the goroutines' stacks and gives the freed memory back
-// to the system, as a long-running server's would be in time.
-func measureSelf() (procStats, error) {
+// to the system, as a long-running server's would be in time; with
+// collect false, as it is, with no collection.
+func measureSelf(collect bool) (procStats, error) {
 	// Each collection halves at most the stacks that use less than a
 	// quarter of their size: a few bring them to where a long-running
 	// server's are.
-	for range 4 {
-		runtime.GC()
+	if collect {
+		for range 4 {
+			runtime.GC()
+		}
+		debug.FreeOSMemory()
 	}
-	debug.FreeOSMemory()
 	var s procStats
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -568,14 +588,15 @@ type idleServer struct {
 }
 
 // startIdleServer starts this test binary as the server process for path
-// (TestIdleRelayServer), and reads the address it serves on.
-func startIdleServer(ctx context.Context, path string) (*idleServer, error) {
+// (TestIdleRelayServer), with env added to its environment, and reads the
+// address it serves on.
+func startIdleServer(ctx context.Context, path string, env ...string) (*idleServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestIdleRelayServer$", "-test.count=1", "-test.timeout=2m")
-	cmd.Env = append(os.Environ(), idleChildEnv+"="+path)
+	cmd.Env = append(append(os.Environ(), idleChildEnv+"="+path), env...)
 	cmd.Stderr = os.Stderr
 	cmd.WaitDelay = benchTimeout
 	in, err := cmd.StdinPipe()
@@ -618,8 +639,27 @@ func (s *idleServer) line(prefix string) (string, error) {
 	return "", fmt.Errorf("server process: no %q line", prefix)
 }
 
-func (s *idleServer) measure() (procStats, error) {
-	if _, err := io.WriteString(s.in, "measure\n"); err != nil {
+// waitIdlePipes waits, for at most limit, until the relays' pool of pipes
+// is empty: polled in memory, for a poll that read /proc would leave
+// garbage that the measure after it may not wholly give back.
+func waitIdlePipes(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for relay.IdlePipes() > 0 && time.Now().Before(deadline) {
+		<-tick.C
+	}
+}
+
+// measure returns what the process holds, after a garbage collection.
+func (s *idleServer) measure() (procStats, error) { return s.ask("measure") }
+
+// count returns what the process holds, with no garbage collection
+// first: what a descriptor freed only by a finalizer would not show.
+func (s *idleServer) count() (procStats, error) { return s.ask("count") }
+
+func (s *idleServer) ask(cmd string) (procStats, error) {
+	if _, err := io.WriteString(s.in, cmd+"\n"); err != nil {
 		return procStats{}, err
 	}
 	line, err := s.line("stats ")
@@ -639,12 +679,17 @@ func (s *idleServer) stop() error {
 // TestIdleRelayServer is no test: it is the server process that
 // BenchmarkIdleRelay starts and measures, and skips unless started so. It
 // serves the path the environment names on loopback, writes "addr" and its
-// address, then for each "measure" line on its input writes "stats" and
-// what it holds, until its input ends.
+// address, then for each "measure" or "count" line on its input writes
+// "stats" and what it holds (see measureSelf), and for each "settle" line
+// the same as for "measure" once the relays' pool of pipes is empty (see
+// waitIdlePipes), until its input ends.
 func TestIdleRelayServer(t *testing.T) {
 	path := os.Getenv(idleChildEnv)
 	if path == "" {
 		t.Skip("the server process of BenchmarkIdleRelay")
+	}
+	if os.Getenv(idleNoGCEnv) != "" {
+		debug.SetGCPercent(-1)
 	}
 	heapDir := os.Getenv(idleHeapEnv)
 	if heapDir != "" {
@@ -664,12 +709,17 @@ func TestIdleRelayServer(t *testing.T) {
 	fmt.Println("addr", addr)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		if in.Text() != "measure" {
+		cmd := in.Text()
+		if cmd != "measure" && cmd != "count" && cmd != "settle" {
 			continue
 		}
-		s, err := measureSelf()
+		if cmd == "settle" {
+			waitIdlePipes(idleSettle)
+		}
+		collect := cmd != "count"
+		s, err := measureSelf(collect)
 		require.NoError(t, err)
-		if heapDir != "" {
+		if collect && heapDir != "" {
 			f, err := os.Create(filepath.Join(heapDir, path+".heap"))
 			require.NoError(t, err)
 			require.NoError(t, pprof.WriteHeapProfile(f))

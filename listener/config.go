@@ -130,6 +130,21 @@ type Config struct {
 	// or negative means no limit.
 	MaxConns int
 
+	// ProxyProtocol, when not nil, has the listener read a PROXY protocol
+	// header (HAProxy's, version 1 or 2) from the balancers it trusts,
+	// before anything else: the client the header declares is then the
+	// one the policy, the limits per client, the logs, [Request.Client]
+	// and [Conn.RemoteAddr] see. A header from a sender it does not trust
+	// is refused. Nil reads none: behind a balancer, every client would
+	// look like the balancer.
+	ProxyProtocol *ProxyProtocol
+
+	// DrainTimeout is how long [Serve] and [ListenAndServe], once their
+	// context has ended and they have stopped accepting, let the relays
+	// under way finish before they close them. Zero closes them at once.
+	// A listener a program wraps itself drains with [Listener.Shutdown].
+	DrainTimeout time.Duration
+
 	// Resolver resolves the names the listener looks up itself rather
 	// than through Dialer: the destinations of UDP ASSOCIATE's datagrams,
 	// and Tor's RESOLVE and RESOLVE_PTR. Nil means net.DefaultResolver.
@@ -178,9 +193,15 @@ type Config struct {
 	// Logger receives a record for each SOCKS session, with the keys
 	// client, user, version, cmd, target, decision, reason, reply,
 	// bytes_up, bytes_down, datagrams_up, datagrams_down (when not
-	// zero), duration and cause, and a record for each panic a goroutine
-	// of the listener's recovered ("socks panic"). Nil means
-	// slog.Default().
+	// zero), duration and cause (an error, as slog.Any has it), with the
+	// session's Request in the record's context (FromContext); and the
+	// listener's own events: an accept that failed ("socks accept"), a
+	// panic a goroutine of the listener's recovered ("socks panic"), a
+	// lockout of the brake on guessing.
+	//
+	// Nil means no record per session, as net/http writes none for its
+	// requests: a library wrapped into a program stays quiet. The
+	// listener's own events then go to slog.Default().
 	Logger *slog.Logger
 
 	// OnRecord, when not nil, receives each SOCKS session's [Record] as
@@ -235,9 +256,6 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MaxAssociationsPerClient == 0 {
 		d.MaxAssociationsPerClient = DefaultMaxAssociationsPerClient
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
 	}
 	return d
 }

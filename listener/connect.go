@@ -62,8 +62,10 @@ func (s *session) tap() {
 	}
 	s.rec.Decision = DecisionTap
 	s.kept = true // the program's, once delivered; closed by deliver if not
-	c := &Conn{Conn: peek.FromReader(s.data, s.rd), req: s.req}
-	if !s.l.deliver(s.t, c) {
+	c := &Conn{Conn: peek.FromReader(s.data, s.rd), req: s.req, remote: s.client}
+	if s.l.deliver(s.t, c) {
+		s.l.tapped.Add(1)
+	} else {
 		s.rec.Cause = net.ErrClosed
 	}
 	s.end()
@@ -81,7 +83,9 @@ func (s *session) relay() {
 	// whom it dials for (FromContext): to pick an egress address or an
 	// upstream per user or per client.
 	ctx, cancel := context.WithTimeout(NewContext(l.ctx, s.req), l.cfg.DialTimeout)
+	dialStart := time.Now()
 	target, err := d.DialContext(ctx, "tcp", s.req.Target.String())
+	s.rec.Dial = time.Since(dialStart)
 	cancel()
 	if err != nil {
 		if s.replies > 0 { // a peek has answered: too late for a code

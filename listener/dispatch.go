@@ -89,6 +89,7 @@ func (s *session) dispatch() {
 		s.refuse(err, "")
 		return
 	}
+	s.t.cmd = r.Command // for Stats, which reads it once the session relays
 	cmd.serve(s)
 }
 

@@ -39,6 +39,15 @@
 // record, with the keys client, user, version, cmd, target, decision
 // (relay, tap, deny, fail, drop), reason, reply, bytes_up, bytes_down,
 // datagrams_up and datagrams_down (when not zero), duration and cause, is
-// written from it, and Config.OnRecord receives it. No credential is ever
-// logged.
+// written from it to Config.Logger, when the program gives one (none is
+// written otherwise, as net/http writes none), and Config.OnRecord
+// receives it. No credential is ever logged. [Listener.Stats] tells what
+// the listener holds at any moment: with the records, what a program
+// builds its metrics on.
+//
+// Behind a balancer: Config.ProxyProtocol reads the PROXY protocol header
+// (version 1 or 2) that trusted balancers send, so that the policy, the
+// limits, the records and [Conn.RemoteAddr] see the real client; and
+// [Listener.Shutdown] (or [Serve], with Config.DrainTimeout) stops
+// accepting and lets the relays under way finish.
 package listener

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -44,70 +43,6 @@ func descriptors(t testing.TB) (pipes, others int) {
 func needProc(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("counts descriptors in /proc/self/fd")
-	}
-}
-
-// TestRelaySplices shows that a relay's copy runs between the raw TCP
-// connections, so that the kernel splices: each direction waiting in
-// splice(2) holds a pipe, and nothing else in the process makes pipes. It
-// runs in a process of its own, which no earlier splice has left pipes in.
-func TestRelaySplices(t *testing.T) {
-	needProc(t)
-	if os.Getenv("SOCKSTAP_SPLICE_CHILD") != "1" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestRelaySplices$", "-test.v")
-		cmd.Env = append(os.Environ(), "SOCKSTAP_SPLICE_CHILD=1")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "%s", out)
-		assert.Contains(t, string(out), "--- PASS: TestRelaySplices")
-		return
-	}
-
-	basePipes, _ := descriptors(t)
-	// An echo server that copies through a buffer of its own: sockstest's
-	// splices, and its pipes would count.
-	echo := sockstest.Serve(t, func(c net.Conn) {
-		buf := make([]byte, 512)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if _, err := c.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	})
-	w := newWorld(t, &Config{Dialer: &net.Dialer{}})
-	target, err := socks5.ParseAddr(echo.String())
-	require.NoError(t, err)
-
-	for i := 1; i <= 2; i++ {
-		c := w.dial()
-		// Greeting, request and data in one write: the listener reads the
-		// data ahead with the handshake, and must still splice once it has
-		// sent it on.
-		msg := []byte{5, 1, 0}
-		msg, err = socks5.Request{Command: socks5.CmdConnect, Addr: target}.AppendBinary(msg)
-		require.NoError(t, err)
-		msg = append(msg, "read ahead"...)
-		_, err = c.Write(msg)
-		require.NoError(t, err)
-		_, err = socks5.ReadMethodSelection(c)
-		require.NoError(t, err)
-		_, err = socks5.ReadResponse(c)
-		require.NoError(t, err)
-		got := make([]byte, len("read ahead"))
-		_, err = io.ReadFull(c, got)
-		require.NoError(t, err)
-		assert.Equal(t, "read ahead", string(got))
-
-		// Both directions now wait in splice, a pipe (two descriptors)
-		// each.
-		want := basePipes + 4*i
-		require.Eventually(t, func() bool {
-			p, _ := descriptors(t)
-			return p == want
-		}, sockstest.Timeout, time.Millisecond, "relay %d: want %d pipe descriptors", i, want)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Command gateway is a SOCKS 4, 4a and 5 server: it relays the connections
 // its clients ask for, and logs each one.
 //
-//	go run ./examples/gateway [-listen 127.0.0.1:1080] [-user name -pass secret] [-udp [-udp-out ip]]
+//	go run ./examples/gateway [-listen 127.0.0.1:1080] [-user name -pass secret]
+//		[-drain 30s] [-proxyproto 127.0.0.1/32] [-metrics 127.0.0.1:9101]
+//		[-udp [-udp-out ip]]
 //
 // It serves clients on loopback. With -user and -pass, SOCKS5 clients must
 // authenticate with that username and password (RFC 1929), clients
@@ -11,6 +13,17 @@
 // with curl:
 //
 //	curl --socks5-hostname 127.0.0.1:1080 https://example.com/
+//
+// On SIGTERM or an interrupt it stops accepting connections; with -drain
+// it lets the relays under way finish for that long before it closes
+// them (a second signal ends it at once).
+//
+// Behind a balancer (HAProxy's send-proxy or send-proxy-v2), -proxyproto
+// names the balancers' networks: each connection from them must start
+// with a PROXY protocol header, whose client is the one the gateway
+// serves and logs; a header from anywhere else is refused. -metrics
+// serves Prometheus metrics, named sockstap_..., at /metrics. The README
+// has the scale-out recipe.
 package main
 
 import (
@@ -33,6 +46,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal, during a drain, ends the program at once
+	}()
 	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(2)
@@ -47,6 +64,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	listen := fs.String("listen", "127.0.0.1:1080", "`address` to listen on")
 	user := fs.String("user", "", "require SOCKS5 authentication with this `username`")
 	pass := fs.String("pass", "", "the `password` that goes with -user")
+	drain := fs.Duration("drain", 0, "when told to stop, let relays under way finish for this `long` before closing them")
+	proxyproto := fs.String("proxyproto", "", "read a PROXY protocol header (v1 or v2) from the balancers in these `networks` (CIDR, comma-separated), and require one from them")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics on this `address`, at /metrics")
 	udp := fs.Bool("udp", false, "serve UDP ASSOCIATE (SOCKS5)")
 	udpOut := fs.String("udp-out", "", "the local `ip` relayed datagrams leave from (default any)")
 	if err := fs.Parse(args); err != nil {
@@ -58,16 +78,19 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if (*user == "") != (*pass == "") {
 		return errors.New("-user and -pass go together")
 	}
+	pp, err := proxyProtocol(*proxyproto)
+	if err != nil {
+		return err
+	}
 	var out netip.Addr
 	if *udpOut != "" {
-		var err error
 		if out, err = netip.ParseAddr(*udpOut); err != nil || !*udp {
 			return fmt.Errorf("-udp-out wants an IP address, and -udp: %q", *udpOut)
 		}
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg := &listener.Config{Dialer: &net.Dialer{}, Logger: logger}
+	cfg := &listener.Config{Dialer: &net.Dialer{}, Logger: logger, ProxyProtocol: pp, DrainTimeout: *drain}
 	if *user != "" {
 		creds := socks5.NewCredentials(map[string]string{*user: *pass})
 		cfg.Methods = []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}}
@@ -91,7 +114,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	err = listener.Serve(ctx, ln, cfg)
+	err = serve(ctx, ln, cfg, *metrics, logger)
 	logger.Info("gateway stopped")
 	return err
 }

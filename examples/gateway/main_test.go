@@ -44,32 +44,55 @@ func (b *syncBuffer) String() string {
 // cleanly.
 func start(t *testing.T, args ...string) (string, *syncBuffer) {
 	t.Helper()
+	g := launch(t, args...)
+	t.Cleanup(func() {
+		g.stop()
+		assert.NoError(t, g.wait(t))
+	})
+	return g.addr, g.logs
+}
+
+// A gateway is one run of the gateway in the test's process.
+type gateway struct {
+	addr string
+	logs *syncBuffer
+	stop context.CancelFunc // what a signal does
+	done chan error
+}
+
+// launch runs the gateway with args on a free loopback port, and returns
+// once it listens. The test's cleanup stops it, if the test has not.
+func launch(t *testing.T, args ...string) *gateway {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	g := &gateway{logs: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
 	addrs := make(chan net.Addr, 1)
-	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), logs, func(a net.Addr) { addrs <- a })
+		g.done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), g.logs, func(a net.Addr) { addrs <- a })
 	}()
-	var addr net.Addr
+	t.Cleanup(cancel)
 	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("gateway ended: %v\n%s", err, logs)
+	case a := <-addrs:
+		g.addr = a.String()
+	case err := <-g.done:
+		t.Fatalf("gateway ended: %v\n%s", err, g.logs)
 	case <-time.After(sockstest.Timeout):
 		t.Fatal("gateway did not start")
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(sockstest.Timeout):
-			t.Error("gateway did not stop")
-		}
-		assert.Contains(t, logs.String(), "gateway stopped")
-	})
-	return addr.String(), logs
+	return g
+}
+
+// wait waits for the gateway to end, and returns what run returned.
+func (g *gateway) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-g.done:
+		assert.Contains(t, g.logs.String(), "gateway stopped")
+		return err
+	case <-time.After(sockstest.Timeout):
+		t.Fatal("gateway did not stop")
+		return nil
+	}
 }
 
 func TestGatewayRelays(t *testing.T) {

@@ -1,7 +1,9 @@
 // Package relay copies between two connections in both directions, the way
 // a proxy does once its handshake is over: half-close travels through, an
 // idle connection is closed, and between two TCP connections the kernel
-// moves the bytes (splice on Linux).
+// moves the bytes (splice on Linux) through a pipe borrowed only while
+// bytes move, so that an idle relay holds no descriptor but its two
+// sockets.
 package relay
 
 import (
@@ -84,6 +86,11 @@ func newRelay(ctx context.Context, client, target net.Conn, idle time.Duration) 
 	r.client, r.target = client, target
 	r.up.init(client, target, upFirst, &r.down)
 	r.down.init(target, client, downFirst, &r.up)
+	if cr, tr := rawTCP(client), rawTCP(target); cr != nil && tr != nil {
+		r.up.spliced, r.down.spliced = true, true
+		r.up.sp.init(client, target, cr, tr)
+		r.down.sp.init(target, client, tr, cr)
+	}
 	r.stop = noStop
 	if ctx.Done() != nil {
 		r.stop = context.AfterFunc(ctx, func() {
@@ -141,6 +148,8 @@ type probe struct {
 type direction struct {
 	src, dst net.Conn
 	rf       io.ReaderFrom // copies src to dst: dst's own ReadFrom if it has one
+	sp       splicer       // or splices src to dst, when both are TCP (Linux)
+	spliced  bool          // sp, not rf
 	first    []byte        // bytes read ahead from src, sent before the copy
 	other    *direction
 	n        atomic.Int64
@@ -184,22 +193,24 @@ func (r *relay) copy(d *direction) {
 	}
 	for {
 		r.arm(d)
-		n, err := d.rf.ReadFrom(d.src)
-		d.n.Add(n)
-		if n > 0 {
-			d.moved.Store(time.Now().UnixNano())
-		}
+		err := d.transfer()
 		switch {
 		case err == nil:
 			// The sender closed its write side: pass it on. A connection
 			// that cannot half-close has no way to say it; and over one
 			// without half-close (a pipe), EOF meant closed for good.
-			if cw, ok := d.dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+			// When the other direction has ended too, closing says it:
+			// both peers have closed their write sides, so the closes
+			// send FIN, not a reset, and a shutdown before them would be
+			// a system call for nothing.
+			if d.other.done.Load() {
+				r.close()
+			} else if cw, ok := d.dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
 				r.close()
 			}
 			return
 		case r.idle > 0 && isTimeout(err) && r.err.Load() == nil:
-			if r.idleBoth(d) {
+			if r.timedOut(d) {
 				r.fail(ErrIdle)
 				return
 			}
@@ -210,6 +221,30 @@ func (r *relay) copy(d *direction) {
 			return
 		}
 	}
+}
+
+// transfer copies until the source's sender closes its write side (a nil
+// error), an error, or the read deadline, counting what it moves.
+func (d *direction) transfer() error {
+	if d.spliced {
+		return d.sp.copy(d) // counts as it goes
+	}
+	n, err := d.rf.ReadFrom(d.src)
+	d.n.Add(n)
+	if n > 0 {
+		d.moved.Store(time.Now().UnixNano())
+	}
+	return err
+}
+
+// pending reports whether the direction's source has something to read
+// (bytes, its end or an error), when it can tell: for a TCP source.
+func (d *direction) pending() bool {
+	if d.spliced {
+		return d.sp.pending()
+	}
+	raw := rawTCP(d.src)
+	return raw != nil && queued(raw)
 }
 
 // arm sets the direction's read deadline one idle period away.
@@ -224,12 +259,27 @@ func (r *relay) arm(d *direction) {
 	}
 }
 
+// timedOut reports, for a direction whose copy has just returned on its
+// read deadline, whether the relay has been idle for the idle timeout.
+//
+// Bytes waiting in the direction's source count as movement: a copy that
+// runs late, its deadline passed before it could look, has not been idle,
+// and must not call the relay idle on its stale record.
+func (r *relay) timedOut(d *direction) bool {
+	if d.pending() {
+		d.moved.Store(time.Now().UnixNano())
+	}
+	return r.idleBoth(d)
+}
+
 // idleBoth reports, for a direction whose copy has just returned on its
 // read deadline, whether the relay has been idle for the idle timeout.
 //
-// A direction learns what it moved only when its copy returns, which it
-// does at least once an idle period unless it is stuck writing; so the
-// other's record may be stale. A direction that has been idle for the
+// A direction's record may be stale: through ReadFrom a direction learns
+// what it moved only when its copy returns, which it does at least once an
+// idle period unless it is stuck writing (the splice path records each
+// burst it writes, but a writer stuck on a peer that does not read records
+// nothing either). A direction that has been idle for the
 // timeout, and finds the other idle by its record, asks the other (cuts
 // its read short). The other answers when it returns: if it has been idle
 // too, the relay is idle; if not, it withdraws the question. A question
