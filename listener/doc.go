@@ -50,4 +50,13 @@
 // limits, the records and [Conn.RemoteAddr] see the real client; and
 // [Listener.Shutdown] (or [Serve], with Config.DrainTimeout) stops
 // accepting and lets the relays under way finish.
+//
+// UDP ASSOCIATE (SOCKS5, RFC 1928 section 7), on with Config.UDP: each
+// association gets a relay socket on the address its control connection
+// arrived on, takes datagrams from its client's address only, asks the
+// policy about each new destination, sends them on through
+// Config.UDPListener (which may be an upstream SOCKS5 server's
+// association), passes back only the answers Config.UDPFilter lets
+// through (by default, from the addresses and ports the client has sent
+// to), and ends with its control connection.
 package listener

@@ -514,6 +514,7 @@ func TestAssociateEndsWithControl(t *testing.T) {
 	c.roundTrip(echo, "before")
 	out := opened.last(t)
 	assertHeld(t, c.relay, out)
+	assert.Equal(t, 1, w.l.Stats().Associations)
 
 	closed := time.Now()
 	require.NoError(t, c.ctrl.Close())
