@@ -158,7 +158,11 @@ type Config struct {
 	// datagrams from the client's address only, sends them on through a
 	// socket of UDPListener's after asking the policy about each new
 	// destination, and lives as long as its control connection (or until
-	// IdleTimeout passes with no datagram either way).
+	// IdleTimeout passes with no datagram either way). A datagram to a
+	// new destination waits for its name's lookup (through Resolver) and
+	// the policy's answer, each bounded by DialTimeout, and the
+	// association's later datagrams wait behind it in the relay socket's
+	// buffer; both answers are then kept for the association.
 	UDP bool
 
 	// UDPAdvertise, when valid, is the address told to clients as the
@@ -187,7 +191,8 @@ type Config struct {
 	// MaxAssociationsPerClient those of one client (an IPv4 address or
 	// an IPv6 /64). A request over a limit is answered "general
 	// failure". Zero means 1024 and 64; a negative value, no limit. Each
-	// association holds two sockets and three goroutines.
+	// association holds two sockets, three goroutines and 128 KiB of
+	// buffers (a datagram may be 64 KiB long).
 	MaxAssociations, MaxAssociationsPerClient int
 
 	// Logger receives a record for each SOCKS session, with the keys
