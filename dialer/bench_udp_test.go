@@ -1,40 +1,70 @@
 package dialer_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sockstap/sockstap/dialer"
 	"github.com/sockstap/sockstap/internal/interop"
 	"github.com/sockstap/sockstap/internal/sockstest"
-	"github.com/sockstap/sockstap/listener"
 )
 
-// startUDPListener starts a listener.Listener on loopback that serves UDP
-// ASSOCIATE, with its outbound sockets on 127.0.0.1 and a logger that
-// discards; b's cleanup closes it.
-func startUDPListener(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+// startGateway builds examples/gateway and runs it with -udp on
+// loopback (datagrams leaving from 127.0.0.1), in a process of its own,
+// as danted runs in its own: on two shared cores, a relay inside the
+// benchmark's process would share the Go scheduler with the clients and
+// the echo server. It returns the gateway's address; b's cleanup stops it.
+func startGateway(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "gateway")
+	if out, err := exec.Command("go", "build", "-o", bin, "../examples/gateway").CombinedOutput(); err != nil {
+		b.Fatalf("building the gateway: %v\n%s", err, out)
 	}
-	l := listener.Wrap(ln, &listener.Config{
-		UDP: true,
-		UDPListener: listener.PacketListenerFunc(func(ctx context.Context, _, _ string) (net.PacketConn, error) {
-			var lc net.ListenConfig
-			return lc.ListenPacket(ctx, "udp4", "127.0.0.1:0")
-		}),
-		Logger: slog.New(slog.DiscardHandler),
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-udp", "-udp-out", "127.0.0.1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
 	})
-	tb.Cleanup(func() { l.Close() })
-	return ln.Addr().String()
+	// Its first record says where it listens; the rest (a record per
+	// association) is drained.
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if _, rest, ok := strings.Cut(sc.Text(), "gateway listening\" addr="); ok {
+				a, _, _ := strings.Cut(rest, " ")
+				addr <- a
+			}
+		}
+		close(addr)
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			b.Fatal("the gateway ended before it listened")
+		}
+		return a
+	case <-time.After(wait):
+		b.Fatal("the gateway did not start")
+		return ""
+	}
 }
 
 // udpPath is a way from a client's UDP socket to a loopback echo server:
@@ -49,9 +79,10 @@ type udpPath struct {
 //
 //   - direct: a connected UDP socket, no proxy;
 //   - danted: a [dialer.PacketConn] through danted's relay;
-//   - sockstap: the same, through a [listener.Listener]'s relay.
+//   - sockstap: the same, through examples/gateway's relay (a
+//     listener.Listener with Config.UDP), in a process of its own.
 //
-// danted starts on first use.
+// danted and the gateway start on first use.
 func udpPaths(b *testing.B) []udpPath {
 	var once sync.Once
 	var danted string
@@ -66,7 +97,8 @@ func udpPaths(b *testing.B) []udpPath {
 			return c
 		}
 	}
-	ours := startUDPListener(b)
+	var oursOnce sync.Once
+	var ours string
 	return []udpPath{
 		{"direct", func(b *testing.B, echo *net.UDPAddr) net.Conn {
 			c, err := net.DialUDP("udp", nil, echo)
@@ -79,7 +111,10 @@ func udpPaths(b *testing.B) []udpPath {
 			once.Do(func() { danted = interop.Dante(b, interop.Options{}).String() })
 			return danted
 		})},
-		{"sockstap", through(func() string { return ours })},
+		{"sockstap", through(func() string {
+			oursOnce.Do(func() { ours = startGateway(b) })
+			return ours
+		})},
 	}
 }
 
