@@ -107,11 +107,21 @@ func (s *session) relay() {
 		s.fail(nil)
 		return
 	}
+	s.splice(target, DecisionRelay)
+}
+
+// splice relays between the client and target, both ways, on goroutines
+// of their own, which end the session once both ways have ended: CONNECT's
+// relay, and BIND's once its peer has come. target must be the session's
+// already (s.t.add) and the session a relay (startRelay), and the client
+// answered; decision is the record's.
+func (s *session) splice(target net.Conn, decision Decision) {
+	l := s.l
 	client := peek.FromReader(s.data, s.rd)
 	// The handshake's reader, its buffer and its reply are done with: a
 	// relay, which may stay idle for long, holds none of them.
 	s.br, s.rd, s.data, s.replyFn = nil, nil, nil, nil
-	s.rec.Decision = DecisionRelay
+	s.rec.Decision = decision
 	// The relay copies on goroutines of its own, and this one ends: it
 	// would keep the handshake's and the dial's frames on its stack for
 	// as long as the relay lasts.

@@ -56,6 +56,10 @@ type command struct {
 var commandTable = map[socks5.Command]command{
 	socks5.CmdConnect: {socks4: true, serve: (*session).connect},
 
+	socks5.CmdBind:       {socks4: true, enabled: func(c *Config) bool { return c.Bind }, serve: (*session).bind},
+	socks5.CmdResolve:    {enabled: func(c *Config) bool { return c.Resolve }, serve: (*session).resolve},
+	socks5.CmdResolvePTR: {enabled: func(c *Config) bool { return c.Resolve }, serve: (*session).resolvePTR},
+
 	// UDP ASSOCIATE: udp.go.
 	socks5.CmdUDPAssociate: {enabled: func(c *Config) bool { return c.UDP }, serve: (*session).associate},
 }
@@ -86,6 +90,10 @@ func (s *session) dispatch() {
 		return
 	}
 	if err := s.l.allowed(r); err != nil {
+		s.refuse(err, "")
+		return
+	}
+	if err := s.identify(); err != nil { // SOCKS4's identd check, when enabled
 		s.refuse(err, "")
 		return
 	}

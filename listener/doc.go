@@ -31,13 +31,16 @@
 //
 // Safe by default: with no Config, only clients on loopback are served,
 // every CONNECT is tapped (nothing is relayed without a Dialer), and
-// commands other than CONNECT are answered "command not supported".
+// commands other than CONNECT are answered "command not supported" until
+// the program enables them: BIND (Config.Bind), Tor's RESOLVE and
+// RESOLVE_PTR (Config.Resolve). SOCKS4 user ids can be checked with the
+// client host's identd (Config.Identd).
 // Handshakes that stall are shed before quick ones are refused, and
 // password guessing is braked ([AuthLimit]).
 //
 // Each SOCKS session ends in one place, with one [Record]: its log/slog
 // record, with the keys client, user, version, cmd, target, decision
-// (relay, tap, deny, fail, drop), reason, reply, bytes_up, bytes_down,
+// (relay, tap, deny, fail, drop, bind, associate, resolve), reason, reply, bytes_up, bytes_down,
 // datagrams_up and datagrams_down (when not zero), duration and cause, is
 // written from it to Config.Logger, when the program gives one (none is
 // written otherwise, as net/http writes none), and Config.OnRecord

@@ -3,16 +3,22 @@
 //
 //	go run ./examples/gateway [-listen 127.0.0.1:1080] [-user name -pass secret]
 //		[-drain 30s] [-proxyproto 127.0.0.1/32] [-metrics 127.0.0.1:9101]
-//		[-udp [-udp-out ip]]
+//		[-bind] [-resolve] [-identd] [-udp [-udp-out ip]]
 //
 // It serves clients on loopback. With -user and -pass, SOCKS5 clients must
 // authenticate with that username and password (RFC 1929), clients
 // elsewhere are served once they have, and SOCKS4 clients, which cannot
-// authenticate, are refused. With -udp it serves SOCKS5's UDP ASSOCIATE
-// too: datagrams leave from -udp-out (any address by default). Try it
-// with curl:
+// authenticate, are refused. Try it with curl:
 //
 //	curl --socks5-hostname 127.0.0.1:1080 https://example.com/
+//
+// It relays CONNECT; more commands are served with these flags:
+//
+//	-bind     BIND (SOCKS4 and SOCKS5): accept one connection for the client
+//	-resolve  Tor's RESOLVE and RESOLVE_PTR (SOCKS5): tor-resolve works
+//	-identd   check SOCKS4 user ids with the client host's identd (RFC 1413)
+//	-udp      UDP ASSOCIATE (SOCKS5); datagrams leave from -udp-out's address
+//	          (any, by default)
 //
 // On SIGTERM or an interrupt it stops accepting connections; with -drain
 // it lets the relays under way finish for that long before it closes
@@ -67,6 +73,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	drain := fs.Duration("drain", 0, "when told to stop, let relays under way finish for this `long` before closing them")
 	proxyproto := fs.String("proxyproto", "", "read a PROXY protocol header (v1 or v2) from the balancers in these `networks` (CIDR, comma-separated), and require one from them")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this `address`, at /metrics")
+	bind := fs.Bool("bind", false, "serve BIND (SOCKS4 and SOCKS5)")
+	resolve := fs.Bool("resolve", false, "serve Tor's RESOLVE and RESOLVE_PTR (SOCKS5)")
+	identd := fs.Bool("identd", false, "check SOCKS4 user ids with the client host's identd (RFC 1413, port 113)")
 	udp := fs.Bool("udp", false, "serve UDP ASSOCIATE (SOCKS5)")
 	udpOut := fs.String("udp-out", "", "the local `ip` relayed datagrams leave from (default any)")
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +100,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg := &listener.Config{Dialer: &net.Dialer{}, Logger: logger, ProxyProtocol: pp, DrainTimeout: *drain}
+	cfg.Bind, cfg.Resolve, cfg.Identd = *bind, *resolve, *identd
 	if *user != "" {
 		creds := socks5.NewCredentials(map[string]string{*user: *pass})
 		cfg.Methods = []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}}

@@ -237,3 +237,65 @@ func TestGatewayFlags(t *testing.T) {
 	err := run(context.Background(), []string{"-h"}, io.Discard, nil)
 	assert.True(t, errors.Is(err, flag.ErrHelp), "%v", err)
 }
+
+// TestGatewayCommands: -bind, -resolve and -identd each enable their
+// command or check; without them BIND and RESOLVE are not supported and
+// SOCKS4 user ids are not checked.
+func TestGatewayCommands(t *testing.T) {
+	dial := func(t *testing.T, addr string) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(sockstest.Timeout))
+		return c
+	}
+	loopback := netip.MustParseAddr("127.0.0.1")
+	replyOf := func(err error) socks5.Reply {
+		re, ok := errors.AsType[*socks5.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		return re.Reply
+	}
+
+	t.Run("off", func(t *testing.T) {
+		addr, _ := start(t)
+		for _, cmd := range []socks5.Command{socks5.CmdBind, socks5.CmdResolve} {
+			_, _, err := socks5.ClientHandshake(context.Background(), dial(t, addr),
+				socks5.Request{Command: cmd, Addr: socks5.Addr{IP: loopback}})
+			assert.Equal(t, socks5.CommandNotSupported, replyOf(err), "%v", cmd)
+		}
+		echo := sockstest.Echo(t)
+		_, err := socks4.ClientHandshake(context.Background(), dial(t, addr), socks4.Request{
+			Command: socks4.CmdConnect, IP: loopback, Port: echo.AddrPort().Port(), User: "nobody"})
+		assert.NoError(t, err, "no identd check")
+	})
+
+	t.Run("on", func(t *testing.T) {
+		addr, logs := start(t, "-bind", "-resolve", "-identd")
+		c := dial(t, addr)
+		bound, _, err := socks5.ClientHandshake(context.Background(), c,
+			socks5.Request{Command: socks5.CmdBind, Addr: socks5.Addr{IP: loopback}})
+		require.NoError(t, err)
+		peer := dial(t, bound.String())
+		second, err := socks5.AwaitBind(context.Background(), c)
+		require.NoError(t, err)
+		assert.Equal(t, peer.LocalAddr().String(), second.String())
+
+		// An address sent as a name resolves to itself, with no DNS.
+		answer, _, err := socks5.ClientHandshake(context.Background(), dial(t, addr),
+			socks5.Request{Command: socks5.CmdResolve, Addr: socks5.Addr{Name: "127.0.0.1"}})
+		require.NoError(t, err)
+		assert.Equal(t, loopback, answer.IP)
+
+		// No identd answers for this test's connection (nothing listens
+		// on 127.0.0.1:113, or not for it): 92 or 93, never granted.
+		echo := sockstest.Echo(t)
+		_, err = socks4.ClientHandshake(context.Background(), dial(t, addr), socks4.Request{
+			Command: socks4.CmdConnect, IP: loopback, Port: echo.AddrPort().Port(), User: "nobody"})
+		re, ok := errors.AsType[*socks4.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		assert.Contains(t, []socks4.Reply{socks4.IdentdUnreachable, socks4.IdentdMismatch}, re.Reply)
+		require.Eventually(t, func() bool {
+			return strings.Contains(logs.String(), "decision=resolve") && strings.Contains(logs.String(), "identd")
+		}, sockstest.Timeout, time.Millisecond, "log records for RESOLVE and the identd check")
+	})
+}

@@ -27,11 +27,11 @@ type proxied struct {
 // v2Signature opens every PROXY protocol version 2 header.
 var v2Signature = []byte("\r\n\r\n\x00\r\nQUIT\n")
 
-// backend listens on 127.0.0.1 and reports each connection it gets, after
+// backend listens on host and reports each connection it gets, after
 // reading a v2 header with an IPv4 address block and a message of n bytes.
-func backend(t *testing.T, id, n int, got chan<- proxied) net.Listener {
+func backend(t *testing.T, host string, id, n int, got chan<- proxied) net.Listener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
 	go func() {
@@ -76,7 +76,10 @@ func TestHAProxy(t *testing.T) {
 	t.Parallel()
 	const msg = "hello"
 	got := make(chan proxied, 4)
-	one, two := backend(t, 1, len(msg), got), backend(t, 2, len(msg), got)
+	// The backend that stops listens on an address no other test uses:
+	// its port, once free, could be taken on 127.0.0.1 by a test running
+	// beside this one, and the balancer would reach that instead.
+	one, two := backend(t, "127.77.0.1", 1, len(msg), got), backend(t, "127.0.0.1", 2, len(msg), got)
 	lb := HAProxy(t, one.Addr().(*net.TCPAddr), two.Addr().(*net.TCPAddr))
 
 	// send connects from 127.0.0.2 through the balancer, sends msg, and
