@@ -32,8 +32,8 @@
 // Safe by default: with no Config, only clients on loopback are served,
 // every CONNECT is tapped (nothing is relayed without a Dialer), and
 // commands other than CONNECT are answered "command not supported" until
-// the program enables them: BIND (Config.Bind), Tor's RESOLVE and
-// RESOLVE_PTR (Config.Resolve). SOCKS4 user ids can be checked with the
+// the program enables them: BIND (Config.Bind), UDP ASSOCIATE
+// (Config.UDP), Tor's RESOLVE and RESOLVE_PTR (Config.Resolve). SOCKS4 user ids can be checked with the
 // client host's identd (Config.Identd).
 // Handshakes that stall are shed before quick ones are refused, and
 // password guessing is braked ([AuthLimit]).
