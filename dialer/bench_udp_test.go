@@ -167,38 +167,11 @@ const (
 	endWait  = 500 * time.Millisecond
 )
 
-// benchBuffer is the receive buffer of the flow's echo server and client
-// sockets: a burst of eight associations' datagrams in flight at once
-// (256 of 1,400 bytes) overflows the default one, and would be lost
-// before any relay saw them.
+// benchBuffer is the receive buffer of the flow's client sockets (the
+// echo server's is as large): a burst of eight associations' datagrams
+// in flight at once (256 of 1,400 bytes) overflows the default one, and
+// would be lost before any relay saw them.
 const benchBuffer = 4 << 20
-
-// flowEcho starts a UDP echo server on 127.0.0.1 with a receive buffer
-// of benchBuffer; the benchmark's cleanup stops it.
-func flowEcho(b *testing.B) *net.UDPAddr {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.SetReadBuffer(benchBuffer)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			c.WriteToUDPAddrPort(buf[:n], from)
-		}
-	}()
-	b.Cleanup(func() {
-		c.Close()
-		<-done
-	})
-	return c.LocalAddr().(*net.UDPAddr)
-}
 
 // BenchmarkUDPFlow measures the rate of datagrams relayed with many in
 // flight, and how many are lost: each op is one datagram sent to a
@@ -211,7 +184,7 @@ func flowEcho(b *testing.B) *net.UDPAddr {
 //
 //	go test -run '^$' -bench UDPFlow -benchtime 100000x -v ./dialer
 func BenchmarkUDPFlow(b *testing.B) {
-	echo := flowEcho(b)
+	echo := sockstest.EchoUDP(b)
 	paths := udpPaths(b)
 	type key struct {
 		path         string
