@@ -59,6 +59,8 @@ type Listener struct {
 	hs        handshakes         // under way
 	perClient map[netip.Addr]int // handshakes under way by clientKey
 
+	assoc associations // UDP associations under way (udp.go)
+
 	wg sync.WaitGroup // the accept loop and every connection's goroutine
 
 	accepted, refused, tapped atomic.Uint64 // Stats' counts

@@ -3,6 +3,7 @@
 //
 //	go run ./examples/gateway [-listen 127.0.0.1:1080] [-user name -pass secret]
 //		[-drain 30s] [-proxyproto 127.0.0.1/32] [-metrics 127.0.0.1:9101]
+//		[-bind] [-resolve] [-identd] [-udp [-udp-out ip]]
 //
 // It serves clients on loopback. With -user and -pass, SOCKS5 clients must
 // authenticate with that username and password (RFC 1929), clients
@@ -16,6 +17,8 @@
 //	-bind     BIND (SOCKS4 and SOCKS5): accept one connection for the client
 //	-resolve  Tor's RESOLVE and RESOLVE_PTR (SOCKS5): tor-resolve works
 //	-identd   check SOCKS4 user ids with the client host's identd (RFC 1413)
+//	-udp      UDP ASSOCIATE (SOCKS5); datagrams leave from -udp-out's address
+//	          (any, by default)
 //
 // On SIGTERM or an interrupt it stops accepting connections; with -drain
 // it lets the relays under way finish for that long before it closes
@@ -37,6 +40,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -72,6 +76,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	bind := fs.Bool("bind", false, "serve BIND (SOCKS4 and SOCKS5)")
 	resolve := fs.Bool("resolve", false, "serve Tor's RESOLVE and RESOLVE_PTR (SOCKS5)")
 	identd := fs.Bool("identd", false, "check SOCKS4 user ids with the client host's identd (RFC 1413, port 113)")
+	udp := fs.Bool("udp", false, "serve UDP ASSOCIATE (SOCKS5)")
+	udpOut := fs.String("udp-out", "", "the local `ip` relayed datagrams leave from (default any)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,6 +91,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if err != nil {
 		return err
 	}
+	var out netip.Addr
+	if *udpOut != "" {
+		if out, err = netip.ParseAddr(*udpOut); err != nil || !*udp {
+			return fmt.Errorf("-udp-out wants an IP address, and -udp: %q", *udpOut)
+		}
+	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg := &listener.Config{Dialer: &net.Dialer{}, Logger: logger, ProxyProtocol: pp, DrainTimeout: *drain}
@@ -93,13 +105,22 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		creds := socks5.NewCredentials(map[string]string{*user: *pass})
 		cfg.Methods = []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}}
 	}
+	if *udp {
+		cfg.UDP = true
+		if out.IsValid() {
+			cfg.UDPListener = listener.PacketListenerFunc(func(ctx context.Context, _, _ string) (net.PacketConn, error) {
+				var lc net.ListenConfig
+				return lc.ListenPacket(ctx, "udp", netip.AddrPortFrom(out, 0).String())
+			})
+		}
+	}
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", *listen)
 	if err != nil {
 		return err
 	}
-	logger.Info("gateway listening", "addr", ln.Addr().String(), "auth", *user != "")
+	logger.Info("gateway listening", "addr", ln.Addr().String(), "auth", *user != "", "udp", *udp)
 	if ready != nil {
 		ready(ln.Addr())
 	}
