@@ -20,6 +20,12 @@
 // close-delimited response stays one. Proxy-Authorization never goes
 // upstream; Forwarded and X-Forwarded-For are off unless asked for.
 //
+// Every wait on a peer is bounded: a dial, a response's header, each
+// piece of a body either way (a sender that stalls mid-body is cut off,
+// and the access record says so), an idle tunnel.
+//
 // [Server] makes one port a whole proxy: SOCKS 4, 4a and 5 relayed, the
 // HTTP forward proxy, and HTTP through SOCKS tapped into the gateway.
+// When it stops, it drains what is under way (requests, CONNECT and
+// upgrade tunnels, SOCKS relays) for a while, then closes the rest.
 package httpgate

@@ -10,6 +10,7 @@ import (
 	"net/url"
 
 	"github.com/sockstap/sockstap/httpgate"
+	"github.com/sockstap/sockstap/listener"
 )
 
 // One loopback port serves SOCKS and HTTP proxy clients alike, with a
@@ -42,4 +43,38 @@ func ExampleServer() {
 	// Output:
 	// hello (Age: "")
 	// hello (Age: "0")
+}
+
+// A policy learns from its context how an HTTP proxy client came: its
+// listener.Request, made up for the policy, has no SOCKS version.
+func ExampleArrivalFromContext() {
+	origin, _ := net.Listen("tcp", "127.0.0.1:0")
+	go http.Serve(origin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer origin.Close()
+
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	g := &httpgate.Gateway{
+		Logger: slog.New(slog.DiscardHandler),
+		Policy: func(ctx context.Context, r *listener.Request) error {
+			how := r.VersionString()
+			if a, ok := httpgate.ArrivalFromContext(ctx); ok {
+				how = a.String()
+			}
+			fmt.Printf("%s client, SOCKS version %d\n", how, r.Version)
+			return listener.DefaultPolicy(ctx, r)
+		},
+	}
+	go (&httpgate.Server{Gateway: g}).Serve(ctx, ln)
+
+	proxyURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	resp, err := client.Get("http://" + origin.Addr().String() + "/")
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	// Output:
+	// http-proxy client, SOCKS version 0
 }

@@ -24,9 +24,12 @@ type exchange struct {
 	start   time.Time
 	arrival Arrival
 	req     *listener.Request // the client and destination, as the policy sees them
+	ctx     context.Context   // see context; nil until it is first asked for
 	target  string            // host:port the request goes to
 	url     string            // the absolute URL, for the record and the cache
 	body    *countingBody
+	// bodyWatch bounds the waits for body, when there is one.
+	bodyWatch *stallBody
 
 	// For the record.
 	up, down int64 // a tunnel's bytes
@@ -34,6 +37,15 @@ type exchange struct {
 	reason   string
 	err      error
 	closed   bool // the connection was taken over (hijacked)
+
+	tunnels *tunnels // where the exchange's tunnel is counted, if it became one
+}
+
+// release ends what the exchange holds once its record is written.
+func (ex *exchange) release() {
+	if ex.tunnels != nil {
+		ex.tunnels.end()
+	}
 }
 
 // serve decides what the request is and serves it.
@@ -58,7 +70,7 @@ func (ex *exchange) serve() {
 			return
 		}
 		ex.req = ex.clientRequest(user)
-		if err := ex.st.policy(r.Context(), ex.req); err != nil {
+		if err := ex.st.policy(ex.context(), ex.req); err != nil {
 			ex.deny(err)
 			return
 		}
@@ -82,6 +94,34 @@ func (ex *exchange) serve() {
 }
 
 type framedConnKey struct{}
+
+// context returns the context of what the gateway does on the client's
+// behalf (the policy's check, dials, the round trip): the request's,
+// carrying the client's *listener.Request and how it arrived.
+func (ex *exchange) context() context.Context {
+	if ex.ctx == nil {
+		ctx := ex.r.Context()
+		if r, ok := listener.FromContext(ctx); !ok || r != ex.req {
+			ctx = listener.NewContext(ctx, ex.req)
+		}
+		ex.ctx = context.WithValue(ctx, arrivalKey{}, ex.arrival)
+	}
+	return ex.ctx
+}
+
+type arrivalKey struct{}
+
+// ArrivalFromContext returns how the request whose work ctx is for arrived
+// at the gateway, when ctx is one the gateway gave its Policy, its Dialer
+// or its Transport. The *listener.Request of a client that came as an
+// HTTP proxy client ([ArrivalProxy], [ArrivalConnect]) has Version 0,
+// which its VersionString spells "socks0": a policy or a dialer that logs
+// how clients came should log the arrival instead, as the gateway's own
+// records do.
+func ArrivalFromContext(ctx context.Context) (Arrival, bool) {
+	a, ok := ctx.Value(arrivalKey{}).(Arrival)
+	return a, ok
+}
 
 // authenticate checks the client's Proxy-Authorization, when the gateway
 // asks for one, and answers 407 when it fails. It returns the user.
@@ -215,6 +255,11 @@ func (ex *exchange) fail(code int, reason string, cause error) {
 func (ex *exchange) upstreamError(err error) {
 	if d, ok := errors.AsType[*listener.Denial](err); ok {
 		ex.deny(d)
+		return
+	}
+	if se := ex.bodyWatch.stall(); se != nil {
+		ex.w.Header().Set("Connection", "close")
+		ex.fail(http.StatusRequestTimeout, se.Error(), se)
 		return
 	}
 	code := http.StatusBadGateway

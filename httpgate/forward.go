@@ -10,8 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-
-	"github.com/sockstap/sockstap/listener"
+	"time"
 )
 
 // outgoing builds the request the gateway sends upstream for the client's
@@ -54,7 +53,11 @@ func (ex *exchange) outgoing(ctx context.Context, keepUpgrade bool) *http.Reques
 		out.Body = nil
 	} else if r.Body != nil && r.Body != http.NoBody {
 		ex.body = &countingBody{ReadCloser: r.Body}
-		out.Body = ex.body
+		// A client that stops sending its body mid-way is cut off: a read
+		// deadline in the past ends the read that waits for it.
+		out.Body, ex.bodyWatch = watchRequestBody(ex.body, ex.st.bodyIdle, func() {
+			http.NewResponseController(ex.w).SetReadDeadline(time.Unix(1, 0))
+		})
 	}
 	return out
 }
@@ -79,10 +82,7 @@ func addForwarded(h http.Header, r *http.Request, scheme string) {
 // forward sends an ordinary request upstream and passes the response on,
 // through the cache when there is one.
 func (ex *exchange) forward() {
-	ctx := ex.r.Context()
-	if _, ok := listener.FromContext(ctx); !ok {
-		ctx = listener.NewContext(ctx, ex.req)
-	}
+	ctx := ex.context()
 	if c := ex.g.Cache; c != nil {
 		c.serve(ex, ctx)
 		return
@@ -97,9 +97,15 @@ func (ex *exchange) forward() {
 }
 
 // roundTrip sends out, passing the 1xx responses it gets on to the client.
+// Its body's reads are bounded by BodyIdleTimeout: a stalled one cancels
+// the request, which ends the connection.
 func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
 	trace := &httptrace.ClientTrace{Got1xxResponse: ex.informational}
-	out = out.WithContext(httptrace.WithClientTrace(out.Context(), trace))
+	ctx, cancel := out.Context(), context.CancelFunc(nil)
+	if ex.st.bodyIdle > 0 {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	out = out.WithContext(httptrace.WithClientTrace(ctx, trace))
 	var resp *http.Response
 	var err error
 	if t := ex.g.Transport; t != nil {
@@ -108,7 +114,15 @@ func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
 		resp, err = ex.st.upstream.transport(ex.req).RoundTrip(out)
 	}
 	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
 		return nil, err
+	}
+	if cancel != nil {
+		// A stalled read cancels the request, which ends its connection;
+		// closing the body releases the context.
+		resp.Body = watchBody(resp.Body, ex.st.bodyIdle, cancel, cancel)
 	}
 	if f := ex.g.ModifyResponse; f != nil {
 		if err := f(resp); err != nil {
@@ -123,6 +137,12 @@ func (ex *exchange) roundTrip(out *http.Request) (*http.Response, error) {
 // hop-by-hop fields, to a client that can take one: HTTP/1.1 or later.
 func (ex *exchange) informational(code int, header textproto.MIMEHeader) error {
 	if !ex.r.ProtoAtLeast(1, 1) || code == http.StatusSwitchingProtocols {
+		return nil
+	}
+	if code == http.StatusContinue && hasToken(ex.r.Header["Expect"], "100-continue") {
+		// The server answers the client's Expect itself, as the transport
+		// starts sending the body it was told to continue with: passing
+		// upstream's 100 on as well would answer twice.
 		return nil
 	}
 	hh := http.Header(header).Clone()
@@ -208,12 +228,44 @@ func (ex *exchange) writeResponse(code int, header http.Header, body io.Reader, 
 	}
 	if err != nil {
 		ex.err = err
-		// The response cannot end as if it were whole: cut it off.
-		panic(http.ErrAbortHandler)
+		ex.reason = "response cut short: " + err.Error()
+		ex.abort(length < 0 && (closeDelim || !ex.r.ProtoAtLeast(1, 1)))
 	}
 	for k, v := range trailer {
 		h[http.TrailerPrefix+k] = v
 	}
+}
+
+// abort ends a response that cannot be completed: what was written of it
+// goes out, then the connection ends, so that the client does not take it
+// for whole (RFC 9112, section 8). When its body has neither a length nor
+// chunks, which would tell a cut body from a whole one, the connection is
+// reset rather than closed.
+func (ex *exchange) abort(unframed bool) {
+	http.NewResponseController(ex.w).Flush()
+	if unframed {
+		if fc, ok := ex.r.Context().Value(framedConnKey{}).(*framedConn); ok {
+			if tc := tcpConnOf(fc); tc != nil {
+				tc.SetLinger(0) // close sends RST
+			}
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// tcpConnOf returns the TCP connection under c's wrappers, or nil.
+func tcpConnOf(c net.Conn) *net.TCPConn {
+	for range 8 { // wrappers do not nest deeper
+		switch w := c.(type) {
+		case *net.TCPConn:
+			return w
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

@@ -27,14 +27,17 @@ type Gateway struct {
 	// the targets of tapped SOCKS streams. Nil is a *net.Dialer; a SOCKS
 	// peer, a chain or a route table from package dialer makes the
 	// gateway a translating proxy. The policy is asked at dial time about
-	// the address connected to.
+	// the address connected to. The context of each dial carries the
+	// client's *listener.Request and how it arrived
+	// ([ArrivalFromContext]).
 	Dialer proxy.ContextDialer
 
 	// Transport, when set, sends ordinary requests (not CONNECT, not
 	// upgrades) instead of the gateway's own HTTP/1.1 client over Dialer.
 	// Its requests' contexts carry the client's *listener.Request
-	// ([listener.FromContext]); the policy is asked only when each
-	// request arrives.
+	// ([listener.FromContext]) and how it arrived
+	// ([ArrivalFromContext]); the policy is asked only when each request
+	// arrives.
 	Transport http.RoundTripper
 
 	// Policy decides which destinations a client may reach, as it does
@@ -42,7 +45,9 @@ type Gateway struct {
 	// destination as Target, and at dial time. Nil is
 	// [listener.DefaultPolicy]. A forward-proxy client's Request has
 	// Version 0, Command CONNECT, the destination as Target, and the
-	// proxy-authenticated user, if any.
+	// proxy-authenticated user, if any; its context tells how the client
+	// came ([ArrivalFromContext]: [ArrivalProxy] or [ArrivalConnect]),
+	// which is what to log rather than the Request's VersionString.
 	Policy listener.Policy
 
 	// Fallback serves requests that are not for the proxy: origin-form
@@ -92,6 +97,16 @@ type Gateway struct {
 	// 60 seconds.
 	ResponseHeaderTimeout time.Duration
 
+	// BodyIdleTimeout bounds each wait for more of a body: when the
+	// origin sends part of a response body and then nothing for that
+	// long, the gateway cuts the response off (the client's connection
+	// ends, since the response cannot be completed); when the client
+	// stops sending its request body, the gateway answers 408 and closes
+	// the connection. Either way the record says why. The clock runs only
+	// while the gateway waits for the sender, not while the receiver is
+	// slow to take what was sent. Zero means 2 minutes; negative, never.
+	BodyIdleTimeout time.Duration
+
 	// IdleTimeout closes a tunnel (CONNECT, an upgraded connection) when
 	// nothing has moved either way for that long. Zero means 10 minutes;
 	// negative, never.
@@ -113,6 +128,7 @@ type Gateway struct {
 const (
 	DefaultDialTimeout           = 30 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultBodyIdleTimeout       = 2 * time.Minute
 	DefaultIdleTimeout           = 10 * time.Minute
 )
 
@@ -124,7 +140,9 @@ type state struct {
 	dialer      proxy.ContextDialer
 	logger      *slog.Logger
 	dialTimeout time.Duration
-	idle        time.Duration
+	idle        time.Duration // a tunnel's; 0 is never
+	bodyIdle    time.Duration // a response body's; 0 is never
+	rht         time.Duration
 	upstream    upstream
 }
 
@@ -154,18 +172,25 @@ func (g *Gateway) setup() {
 	if s.dialTimeout == 0 {
 		s.dialTimeout = DefaultDialTimeout
 	}
-	s.idle = g.IdleTimeout
+	s.idle = orDefault(g.IdleTimeout, DefaultIdleTimeout)
+	s.bodyIdle = orDefault(g.BodyIdleTimeout, DefaultBodyIdleTimeout)
+	s.rht = g.ResponseHeaderTimeout
+	if s.rht == 0 {
+		s.rht = DefaultResponseHeaderTimeout
+	}
+	s.upstream.init(g.dial, s.rht)
+}
+
+// orDefault reads a bound whose zero means def and whose negative values
+// mean none: it returns def for zero, 0 for "none".
+func orDefault(d, def time.Duration) time.Duration {
 	switch {
-	case s.idle == 0:
-		s.idle = DefaultIdleTimeout
-	case s.idle < 0:
-		s.idle = 0
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
 	}
-	rht := g.ResponseHeaderTimeout
-	if rht == 0 {
-		rht = DefaultResponseHeaderTimeout
-	}
-	s.upstream.init(g.dial, rht)
+	return d
 }
 
 func (g *Gateway) state() *state {
@@ -178,6 +203,7 @@ func (g *Gateway) state() *state {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state()
 	ex := &exchange{g: g, st: st, r: r, start: time.Now()}
+	defer ex.release() // after the record (deferred below) is written
 	sreq, tapped := listener.FromContext(r.Context())
 	switch {
 	case r.Method == badFramingMethod && badFraming(r) != nil:

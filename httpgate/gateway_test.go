@@ -240,6 +240,7 @@ func TestExpectContinue(t *testing.T) {
 		require.NoError(t, err)
 		resp, err := http.ReadResponse(br, nil)
 		require.NoError(t, err)
+		assert.Equal(t, 200, resp.StatusCode, "one 100 Continue, then the final response")
 		b, _ := io.ReadAll(resp.Body)
 		assert.Equal(t, "got hello", string(b))
 	})
@@ -404,14 +405,11 @@ func TestProxyAuth(t *testing.T) {
 		})
 	}
 	t.Run("socks5 with the same store", func(t *testing.T) {
-		d, err := dialer.Parse("socks5h://alice:s3cret@" + w.addr)
-		require.NoError(t, err)
-		client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: sockstest.Timeout}
-		resp, err := client.Get(o.URL + "/")
+		resp, err := socksClient(t, "socks5h://alice:s3cret@"+w.addr).Get(o.URL + "/")
 		require.NoError(t, err)
 		resp.Body.Close()
 		assert.Equal(t, 200, resp.StatusCode)
-		d, err = dialer.Parse("socks5h://alice:wrong@" + w.addr)
+		d, err := dialer.Parse("socks5h://alice:wrong@" + w.addr)
 		require.NoError(t, err)
 		_, err = d.DialContext(context.Background(), "tcp", o.host())
 		assert.ErrorIs(t, err, socks5.ErrAuthFailed)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/sockstap/sockstap/listener"
@@ -39,6 +40,12 @@ type Server struct {
 	// MaxHeaderBytes bounds a request's header section; a larger one is
 	// answered 431. Zero means 64 KiB.
 	MaxHeaderBytes int
+
+	// ShutdownTimeout is how long Serve, once its context has ended, lets
+	// what is under way go on: requests, tunnels (CONNECT, upgrades) and
+	// SOCKS relays. Those still open then are closed. Zero means 5
+	// seconds; negative, none: everything is closed at once.
+	ShutdownTimeout time.Duration
 }
 
 // Server defaults.
@@ -48,9 +55,9 @@ const (
 	DefaultMaxHeaderBytes    = 64 << 10
 )
 
-// shutdownGrace is how long Serve waits for requests under way once its
-// context has ended.
-const shutdownGrace = 5 * time.Second
+// DefaultShutdownTimeout is how long Serve drains when
+// Server.ShutdownTimeout is zero.
+const DefaultShutdownTimeout = 5 * time.Second
 
 // ListenAndServe listens on the TCP address addr and serves there, as
 // [Server.Serve] does.
@@ -63,9 +70,12 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves on ln until ctx ends; then it stops accepting, gives the
-// requests under way a few seconds, closes everything and returns nil.
-// When ln fails, it returns its error.
+// Serve serves on ln until ctx ends; then it drains, as
+// [listener.Listener.Shutdown] and [http.Server.Shutdown] do: it stops
+// accepting, closes idle connections, and waits for the requests, tunnels
+// and SOCKS relays under way to end, for ShutdownTimeout at most; then it
+// closes those left, and returns nil once they are all gone. When ln
+// fails, Serve closes everything at once and returns its error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g := s.Gateway
 	if g == nil {
@@ -92,12 +102,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		cfg.Methods = []socks5.ServerMethod{socks5.UserPassServer{Check: g.ProxyAuth}}
 	}
 	l := listener.Wrap(ln, &cfg)
+	ts := newTunnels()
 	srv := s.httpServer(g, st.logger)
+	srv.BaseContext = func(net.Listener) context.Context {
+		return context.WithValue(context.Background(), tunnelsKey{}, ts)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(&framedListener{Listener: l, maxHead: s.maxHead()}) }()
 	select {
 	case err := <-errc:
 		l.Close()
+		srv.Close()
+		ts.shutdown(ts.ctx) // a context that has ended: close them all
 		st.upstream.closeIdle()
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
@@ -105,14 +121,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	grace := orDefault(s.ShutdownTimeout, DefaultShutdownTimeout)
+	st.logger.Info("httpgate shutdown", "addr", ln.Addr().String(), "timeout", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if srv.Shutdown(sctx) != nil {
-		srv.Close()
-	}
-	l.Close()
+	var wg sync.WaitGroup
+	var cut int
+	wg.Go(func() { l.Shutdown(sctx) }) // Serve's Accept returns: srv.Serve ends
+	wg.Go(func() {
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	})
+	wg.Go(func() { cut = ts.shutdown(sctx) })
+	wg.Wait()
 	<-errc
 	st.upstream.closeIdle()
+	if cut > 0 {
+		st.logger.Warn("httpgate shutdown: tunnels closed", "addr", ln.Addr().String(), "tunnels", cut)
+	}
 	return nil
 }
 
@@ -164,6 +191,10 @@ type framedListener struct {
 	net.Listener
 	maxHead int
 }
+
+// Close does nothing: Serve stops the listener itself, gracefully, while
+// the http.Server's Shutdown closes its listeners at once.
+func (l *framedListener) Close() error { return nil }
 
 func (l *framedListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()

@@ -14,14 +14,13 @@ import (
 
 	"github.com/sockstap/sockstap/internal/peek"
 	"github.com/sockstap/sockstap/internal/relay"
-	"github.com/sockstap/sockstap/listener"
 )
 
 // connect serves a forward-proxy CONNECT: it dials the target, answers
 // 200, and relays both ways, half-close included, until both ends are
 // done.
 func (ex *exchange) connect() {
-	ctx := listener.NewContext(ex.r.Context(), ex.req)
+	ctx := ex.context()
 	target, err := ex.g.dial(ctx, "tcp", ex.target)
 	if err != nil {
 		ex.upstreamError(err)
@@ -55,10 +54,7 @@ func (ex *exchange) connect() {
 // the answer on and closes the client's connection.
 func (ex *exchange) upgrade() {
 	r := ex.r
-	ctx := r.Context()
-	if _, ok := listener.FromContext(ctx); !ok {
-		ctx = listener.NewContext(ctx, ex.req)
-	}
+	ctx := ex.context()
 	conn, err := ex.g.dial(ctx, "tcp", ex.target)
 	if err != nil {
 		ex.upstreamError(err)
@@ -66,10 +62,7 @@ func (ex *exchange) upgrade() {
 	}
 	isConnect := r.Method == http.MethodConnect
 	out := ex.outgoing(ctx, true)
-	rht := ex.g.ResponseHeaderTimeout
-	if rht == 0 {
-		rht = DefaultResponseHeaderTimeout
-	}
+	rht := ex.st.rht
 	conn.SetDeadline(time.Now().Add(rht))
 	bw := bufio.NewWriter(conn)
 	err = out.Write(bw)
@@ -95,6 +88,7 @@ func (ex *exchange) upgrade() {
 		isConnect && resp.StatusCode/100 == 2
 	if !switched {
 		ex.w.Header().Set("Connection", "close")
+		resp.Body = watchBody(resp.Body, ex.st.bodyIdle, func() { conn.Close() }, nil)
 		ex.respond(resp, nil)
 		conn.Close()
 		return
@@ -149,13 +143,22 @@ func protocolName(v string) string {
 }
 
 // hijack takes the client's connection over from the server, with no
-// deadline left on it.
+// deadline left on it, for a tunnel; the tunnel is counted among its
+// server's (see tunnels) until the exchange ends. It fails when the server
+// is closing its tunnels.
 func (ex *exchange) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(ex.w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
 	ex.closed = true
+	if ts := tunnelsOf(ex.r.Context()); ts != nil {
+		if !ts.start() {
+			c.Close()
+			return nil, nil, errShutdown
+		}
+		ex.tunnels = ts
+	}
 	c.SetDeadline(time.Time{})
 	return c, brw, nil
 }
@@ -172,10 +175,18 @@ func (ex *exchange) tunnel(client net.Conn, br *bufio.Reader, target net.Conn, t
 	if len(targetAhead) > 0 {
 		tc = peek.NewConn(target, targetAhead)
 	}
-	res := relay.Run(context.Background(), peek.NewConn(rawConn(client), ahead), tc, ex.st.idle)
+	ctx := context.Background()
+	if ex.tunnels != nil {
+		ctx = ex.tunnels.ctx // ends when the server closes its tunnels
+	}
+	res := relay.Run(ctx, peek.NewConn(rawConn(client), ahead), tc, ex.st.idle)
 	ex.up += res.Up
 	ex.down += res.Down
-	if res.Err != nil && !errors.Is(res.Err, net.ErrClosed) {
+	switch {
+	case res.Err == nil || errors.Is(res.Err, net.ErrClosed):
+	case errors.Is(res.Err, context.Canceled) && ctx.Err() != nil:
+		ex.err, ex.reason = errShutdown, "closed: the server shut down"
+	default:
 		ex.err = res.Err
 	}
 }

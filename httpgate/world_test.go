@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sockstap/sockstap/dialer"
 	"github.com/sockstap/sockstap/internal/sockstest"
 )
 
@@ -29,6 +30,9 @@ type world struct {
 	mu       sync.Mutex
 	records  []*Record
 	recorded chan struct{}
+
+	stop func()       // ends the server's context
+	done <-chan error // what Serve returned
 }
 
 // newWorld serves g (with its Logger and OnRecord set by the world) on a
@@ -59,17 +63,53 @@ func newWorld(t *testing.T, g *Gateway, configure func(*Server)) *world {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
+	w.stop, w.done = cancel, done
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-done:
-			require.NoError(t, err)
+		case err, ok := <-w.done:
+			if ok {
+				require.NoError(t, err)
+			}
 		case <-time.After(sockstest.Timeout):
 			t.Error("server did not stop")
 		}
 	})
 	return w
 }
+
+// served waits, at most Timeout, for Serve to return (once w.stop has
+// ended its context), and checks it returned nil.
+func (w *world) served() {
+	w.t.Helper()
+	select {
+	case err := <-w.done:
+		require.NoError(w.t, err)
+		w.done = closedDone
+	case <-time.After(sockstest.Timeout):
+		w.t.Fatal("Serve did not return in time")
+	}
+}
+
+// serving reports whether Serve has not returned yet.
+func (w *world) serving() bool {
+	select {
+	case err, ok := <-w.done:
+		if ok {
+			require.NoError(w.t, err)
+			w.done = closedDone
+		}
+		return false
+	default:
+		return true
+	}
+}
+
+var closedDone = func() <-chan error {
+	c := make(chan error)
+	close(c)
+	return c
+}()
 
 // record waits for the next record the gateway makes.
 func (w *world) record() *Record {
@@ -91,6 +131,16 @@ func (w *world) client() *http.Client {
 	w.t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: sockstest.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// socksClient is an HTTP client that reaches origins through the SOCKS
+// proxy proxyURL ("socks5h://user:password@host:port").
+func socksClient(t *testing.T, proxyURL string) *http.Client {
+	t.Helper()
+	d, err := dialer.Parse(proxyURL)
+	require.NoError(t, err)
+	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
+	return &http.Client{Transport: tr, Timeout: sockstest.Timeout}
 }
 
 // raw sends request, as it is, on a new connection to the gateway and

@@ -3,6 +3,7 @@ package listener
 import (
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"golang.org/x/net/proxy"
@@ -60,6 +61,98 @@ type Config struct {
 
 	// Policy decides which requests are served; nil is [DefaultPolicy].
 	Policy Policy
+
+	// BIND, Tor's RESOLVE and SOCKS4's identd check: each off unless set.
+
+	// Bind enables the BIND command, SOCKS4's and SOCKS5's; off, BIND is
+	// answered "command not supported". A BIND goes this way:
+	//
+	//   - The request's address is the peer expected to connect: an IP
+	//     address, or a name (SOCKS4a, SOCKS5) looked up with Resolver
+	//     within DialTimeout. The unspecified address (0.0.0.0, ::), which
+	//     clients send when they do not know who will connect, expects any
+	//     peer. Only the address is compared, never the port: the peer of
+	//     FTP's active mode, BIND's use, connects from port 20, while the
+	//     client knows the server's port 21.
+	//   - The listener listens on the IP address the client's connection
+	//     arrived at, never on all interfaces, on a port of BindPorts, and
+	//     answers with that address. SOCKS4, whose replies carry IPv4
+	//     addresses only, is refused (91) on an IPv6 connection rather
+	//     than told a zeroed address.
+	//   - It waits for one connection, at most BindTimeout; a peer that
+	//     does not come gets the client a failure (SOCKS5 0x04 "host
+	//     unreachable", SOCKS4 91). A client that closes its connection
+	//     meanwhile ends the wait at once.
+	//   - A peer from another address than expected is refused, and both
+	//     connections closed, as the SOCKS4 document says: 91, and for
+	//     SOCKS5, whose RFC names no code for it, 0x02 "connection not
+	//     allowed by ruleset": the request's address is the rule that did
+	//     not allow it, and 0x02 is also what a policy's refusal of the
+	//     peer sends, so that a client reads one meaning from one code.
+	//   - The policy is asked about the peer (besides the request, when it
+	//     arrived), with [Request.DialedIP] the peer's address, as it is
+	//     asked about a relay's target at dial time. [DefaultPolicy] thus
+	//     refuses a peer on loopback to a client not on loopback; and,
+	//     since it refuses the unspecified address to such a client, such
+	//     a client must name its peer, unless the program's Policy says
+	//     otherwise.
+	//   - The second reply names the peer's address; then the two
+	//     connections are relayed as CONNECT's are (spliced, half-closes
+	//     passed on, IdleTimeout, bytes counted in the [Record], whose
+	//     Decision is DecisionBind). What the client sent before the
+	//     second reply reaches the peer first.
+	//
+	// The listening socket is the session's: it is closed once the peer
+	// has come or the wait has ended, and by Close and Shutdown (which do
+	// not wait for a BIND that has no peer yet).
+	Bind bool
+
+	// BindPorts is the range BIND takes its listening port from: a free
+	// one, trying from one chosen at random; the zero range lets the
+	// system choose an ephemeral port. A range whose First is above its
+	// Last fails every BIND (0x01, 91), as does a range with no port free.
+	BindPorts PortRange
+
+	// BindTimeout bounds BIND's wait for its peer, from the first reply.
+	// Zero means DefaultBindTimeout, the SOCKS4 document's 2 minutes.
+	BindTimeout time.Duration
+
+	// Resolve enables Tor's RESOLVE and RESOLVE_PTR extensions to SOCKS5
+	// (commands 0xF0 and 0xF1); off, they are answered "command not
+	// supported", and SOCKS4 has them never. RESOLVE answers with an
+	// address of the request's name (IPv4 preferred, as Tor does; an
+	// address is answered as it is), RESOLVE_PTR with the name of the
+	// request's address, in BND.ADDR, port 0. Both look up with Resolver
+	// within DialTimeout. The policy is asked about the request when it
+	// arrives; where the listener checks addresses at dial time (a
+	// program's Policy, or a name asked by a client not on loopback, see
+	// [GuardDialer]), RESOLVE answers with the first address the policy
+	// allows with DialedIP set, so that a client learns no address it
+	// could not connect to. The Record's Decision is DecisionResolve.
+	Resolve bool
+
+	// Identd has the listener check each SOCKS4 request's USERID with the
+	// identd (RFC 1413) of the client's host, at IdentdPort (zero: 113),
+	// within IdentdTimeout (zero: DefaultIdentdTimeout), once the policy
+	// has allowed the request, before its command is served. The query
+	// goes from the address the client connected to, naming the client's
+	// port and the listener's. The request is refused, as denied, with
+	//
+	//   - 92 when identd gives no usable answer: it cannot be reached,
+	//     does not answer in time, or sends what is not an RFC 1413 reply
+	//     for that port pair (the reply is parsed strictly: it comes from
+	//     whoever the client's host is);
+	//   - 93 when identd answers and does not confirm the user: it names
+	//     another user (compared byte for byte, less the blanks after the
+	//     colon), answers ERROR (NO-USER, HIDDEN-USER...), or closes
+	//     without a reply, which RFC 1413 says means UNKNOWN-ERROR.
+	//
+	// As RFC 1413 warns, identd is no authentication: the answer is only
+	// as good as the client's host, and the request is still not
+	// [Request.Authenticated]. SOCKS5 requests are not checked.
+	Identd        bool
+	IdentdPort    uint16
+	IdentdTimeout time.Duration
 
 	// HandshakeTimeout bounds a SOCKS handshake, from the first byte to the
 	// request, however the client sends it. Zero means 10 seconds.
@@ -129,17 +222,83 @@ type Config struct {
 	// or negative means no limit.
 	MaxConns int
 
+	// ProxyProtocol, when not nil, has the listener read a PROXY protocol
+	// header (HAProxy's, version 1 or 2) from the balancers it trusts,
+	// before anything else: the client the header declares is then the
+	// one the policy, the limits per client, the logs, [Request.Client]
+	// and [Conn.RemoteAddr] see. A header from a sender it does not trust
+	// is refused. Nil reads none: behind a balancer, every client would
+	// look like the balancer.
+	ProxyProtocol *ProxyProtocol
+
+	// DrainTimeout is how long [Serve] and [ListenAndServe], once their
+	// context has ended and they have stopped accepting, let the relays
+	// under way finish before they close them. Zero closes them at once.
+	// A listener a program wraps itself drains with [Listener.Shutdown].
+	DrainTimeout time.Duration
+
 	// Resolver resolves the names the listener looks up itself rather
 	// than through Dialer: the destinations of UDP ASSOCIATE's datagrams,
 	// and Tor's RESOLVE and RESOLVE_PTR. Nil means net.DefaultResolver.
 	Resolver *net.Resolver
 
+	// UDP ASSOCIATE (SOCKS5): see udp.go for how an association goes.
+
+	// UDP enables UDP ASSOCIATE. Off (false), the command is answered
+	// "command not supported". On, each association gets a relay socket
+	// on the IP address its control connection arrived on, takes
+	// datagrams from the client's address only, sends them on through a
+	// socket of UDPListener's after asking the policy about each new
+	// destination, and lives as long as its control connection (or until
+	// IdleTimeout passes with no datagram either way). A datagram to a
+	// new destination waits for its name's lookup (through Resolver) and
+	// the policy's answer, each bounded by DialTimeout, and the
+	// association's later datagrams wait behind it in the relay socket's
+	// buffer; both answers are then kept for the association.
+	UDP bool
+
+	// UDPAdvertise, when valid, is the address told to clients as the
+	// relay's (BND.ADDR), with the relay socket's port: the address a
+	// client behind NAT reaches this host at. The relay socket is still
+	// bound on the address the control connection arrived on.
+	UDPAdvertise netip.Addr
+
+	// UDPListener opens each association's outbound socket, which sends
+	// the client's datagrams to their destinations and receives their
+	// answers. It is called with network "udp" and address ":0", and a
+	// context that carries the request ([FromContext]), bounded by
+	// DialTimeout. A SOCKS client's Dialer
+	// ([github.com/sockstap/sockstap/dialer.Dialer]) sends them through
+	// an upstream SOCKS5 proxy; a [PacketListenerFunc] chooses the local
+	// address per client or per user. Nil means a *net.ListenConfig: a
+	// socket on the unspecified address, which reaches any destination.
+	UDPListener PacketListener
+
+	// UDPFilter says whose datagrams an association passes back to its
+	// client; the zero value passes those of the addresses and ports the
+	// client has sent to, and only those. See [UDPFilter].
+	UDPFilter UDPFilter
+
+	// MaxAssociations limits the UDP associations under way at once, and
+	// MaxAssociationsPerClient those of one client (an IPv4 address or
+	// an IPv6 /64). A request over a limit is answered "general
+	// failure". Zero means 1024 and 64; a negative value, no limit. Each
+	// association holds two sockets, three goroutines and 128 KiB of
+	// buffers (a datagram may be 64 KiB long).
+	MaxAssociations, MaxAssociationsPerClient int
+
 	// Logger receives a record for each SOCKS session, with the keys
 	// client, user, version, cmd, target, decision, reason, reply,
 	// bytes_up, bytes_down, datagrams_up, datagrams_down (when not
-	// zero), duration and cause, and a record for each panic a goroutine
-	// of the listener's recovered ("socks panic"). Nil means
-	// slog.Default().
+	// zero), duration and cause (an error, as slog.Any has it), with the
+	// session's Request in the record's context (FromContext); and the
+	// listener's own events: an accept that failed ("socks accept"), a
+	// panic a goroutine of the listener's recovered ("socks panic"), a
+	// lockout of the brake on guessing.
+	//
+	// Nil means no record per session, as net/http writes none for its
+	// requests: a library wrapped into a program stays quiet. The
+	// listener's own events then go to slog.Default().
 	Logger *slog.Logger
 
 	// OnRecord, when not nil, receives each SOCKS session's [Record] as
@@ -161,6 +320,9 @@ const (
 	DefaultMaxHandshakes          = 1024
 	DefaultMaxHandshakesPerClient = 64
 	DefaultHandshakeGrace         = 2 * time.Second
+
+	DefaultMaxAssociations          = 1024
+	DefaultMaxAssociationsPerClient = 64
 )
 
 // withDefaults returns a copy of c with every unset field at its default.
@@ -186,8 +348,11 @@ func (c *Config) withDefaults() Config {
 	if d.MaxHandshakesPerClient == 0 {
 		d.MaxHandshakesPerClient = DefaultMaxHandshakesPerClient
 	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
+	if d.MaxAssociations == 0 {
+		d.MaxAssociations = DefaultMaxAssociations
+	}
+	if d.MaxAssociationsPerClient == 0 {
+		d.MaxAssociationsPerClient = DefaultMaxAssociationsPerClient
 	}
 	return d
 }

@@ -1,6 +1,8 @@
 package listener
 
 import (
+	"net"
+
 	"github.com/sockstap/sockstap/internal/peek"
 )
 
@@ -14,7 +16,17 @@ import (
 // connection's (splice for TCP on Linux).
 type Conn struct {
 	*peek.Conn
-	req *Request
+	req    *Request
+	remote net.Addr // the client's address, as a PROXY protocol header declared it
+}
+
+// RemoteAddr returns the client's address: the one a PROXY protocol header
+// declared (see [Config.ProxyProtocol]), or else the connection's own.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.remote != nil {
+		return c.remote
+	}
+	return c.Conn.RemoteAddr()
 }
 
 // Request returns the SOCKS request of a tapped stream, or nil for a

@@ -64,9 +64,11 @@ func (s *session) tap() {
 	}
 	s.rec.Decision = DecisionTap
 	s.kept = true // the program's, once delivered; closed by deliver if not
-	c := &Conn{Conn: peek.FromReader(s.data, s.rd), req: s.req}
+	c := &Conn{Conn: peek.FromReader(s.data, s.rd), req: s.req, remote: s.client}
 	s.dropReader()
-	if !s.l.deliver(s.t, c) {
+	if s.l.deliver(s.t, c) {
+		s.l.tapped.Add(1)
+	} else {
 		s.rec.Cause = net.ErrClosed
 	}
 	s.end()
@@ -80,7 +82,9 @@ func (s *session) relay() {
 	if l.dialCheck(s.req) {
 		d = l.relayDialer
 	}
+	dialStart := time.Now()
 	target, err := s.dial(d)
+	s.rec.Dial = time.Since(dialStart)
 	if err != nil {
 		if s.replies > 0 { // a peek has answered: too late for a code
 			s.fail(err)
@@ -101,6 +105,16 @@ func (s *session) relay() {
 		s.fail(nil)
 		return
 	}
+	s.splice(target, DecisionRelay)
+}
+
+// splice relays between the client and target, both ways, on goroutines
+// of their own, which end the session once both ways have ended: CONNECT's
+// relay, and BIND's once its peer has come. target must be the session's
+// already (s.t.add) and the session a relay (startRelay), and the client
+// answered; decision is the record's.
+func (s *session) splice(target net.Conn, decision Decision) {
+	l := s.l
 	// What the client sent ahead of the reply goes first; without it,
 	// the relay has the tunnel as it is.
 	client := s.data
@@ -111,7 +125,7 @@ func (s *session) relay() {
 	// relay, which may stay idle for long, holds none of them.
 	s.dropReader()
 	s.data, s.replyFn = nil, nil
-	s.rec.Decision = DecisionRelay
+	s.rec.Decision = decision
 	// The relay copies on goroutines of its own, and this one ends: it
 	// would keep the handshake's and the dial's frames on its stack for
 	// as long as the relay lasts.

@@ -55,6 +55,13 @@ type command struct {
 //     answer a refusal and end, s.fail(cause) after a reply has gone.
 var commandTable = map[socks5.Command]command{
 	socks5.CmdConnect: {socks4: true, serve: (*session).connect},
+
+	socks5.CmdBind:       {socks4: true, enabled: func(c *Config) bool { return c.Bind }, serve: (*session).bind},
+	socks5.CmdResolve:    {enabled: func(c *Config) bool { return c.Resolve }, serve: (*session).resolve},
+	socks5.CmdResolvePTR: {enabled: func(c *Config) bool { return c.Resolve }, serve: (*session).resolvePTR},
+
+	// UDP ASSOCIATE: udp.go.
+	socks5.CmdUDPAssociate: {enabled: func(c *Config) bool { return c.UDP }, serve: (*session).associate},
 }
 
 // commands returns the commands of table that c enables: the listener's
@@ -86,6 +93,11 @@ func (s *session) dispatch() {
 		s.refuse(err, "")
 		return
 	}
+	if err := s.identify(); err != nil { // SOCKS4's identd check, when enabled
+		s.refuse(err, "")
+		return
+	}
+	s.t.cmd = r.Command // for Stats, which reads it once the session relays
 	cmd.serve(s)
 }
 

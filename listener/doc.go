@@ -31,14 +31,35 @@
 //
 // Safe by default: with no Config, only clients on loopback are served,
 // every CONNECT is tapped (nothing is relayed without a Dialer), and
-// commands other than CONNECT are answered "command not supported".
+// commands other than CONNECT are answered "command not supported" until
+// the program enables them: BIND (Config.Bind), UDP ASSOCIATE
+// (Config.UDP), Tor's RESOLVE and RESOLVE_PTR (Config.Resolve). SOCKS4 user ids can be checked with the
+// client host's identd (Config.Identd).
 // Handshakes that stall are shed before quick ones are refused, and
 // password guessing is braked ([AuthLimit]).
 //
 // Each SOCKS session ends in one place, with one [Record]: its log/slog
 // record, with the keys client, user, version, cmd, target, decision
-// (relay, tap, deny, fail, drop), reason, reply, bytes_up, bytes_down,
+// (relay, tap, deny, fail, drop, bind, associate, resolve), reason, reply, bytes_up, bytes_down,
 // datagrams_up and datagrams_down (when not zero), duration and cause, is
-// written from it, and Config.OnRecord receives it. No credential is ever
-// logged.
+// written from it to Config.Logger, when the program gives one (none is
+// written otherwise, as net/http writes none), and Config.OnRecord
+// receives it. No credential is ever logged. [Listener.Stats] tells what
+// the listener holds at any moment: with the records, what a program
+// builds its metrics on.
+//
+// Behind a balancer: Config.ProxyProtocol reads the PROXY protocol header
+// (version 1 or 2) that trusted balancers send, so that the policy, the
+// limits, the records and [Conn.RemoteAddr] see the real client; and
+// [Listener.Shutdown] (or [Serve], with Config.DrainTimeout) stops
+// accepting and lets the relays under way finish.
+//
+// UDP ASSOCIATE (SOCKS5, RFC 1928 section 7), on with Config.UDP: each
+// association gets a relay socket on the address its control connection
+// arrived on, takes datagrams from its client's address only, asks the
+// policy about each new destination, sends them on through
+// Config.UDPListener (which may be an upstream SOCKS5 server's
+// association), passes back only the answers Config.UDPFilter lets
+// through (by default, from the addresses and ports the client has sent
+// to), and ends with its control connection.
 package listener

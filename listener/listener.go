@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,8 +43,13 @@ type Listener struct {
 	ctx, relayCtx       context.Context
 	cancel, cancelRelay context.CancelFunc
 
+	// logCtx is the context the listener's log records carry: Serve's
+	// caller's, for Serve's own listener (its values, not its end).
+	logCtx context.Context
+
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by stop: Accept returns acceptErr
+	draining atomic.Bool   // a Shutdown has begun: Close leaves the relays to it
 
 	epoch time.Time // the start of the handshake limits' clock
 
@@ -52,15 +59,21 @@ type Listener struct {
 	hs        handshakes         // under way
 	perClient map[netip.Addr]int // handshakes under way by clientKey
 
+	assoc associations // UDP associations under way (udp.go)
+
 	wg sync.WaitGroup // the accept loop and every connection's goroutine
+
+	accepted, refused, tapped atomic.Uint64 // Stats' counts
 }
 
 // tracked is a connection the listener holds, with every resource its
 // session opened: Close and Shutdown close them all.
 type tracked struct {
 	conn     net.Conn
-	out      net.Conn // what Accept returns, when the connection is handed over
-	relaying bool     // guarded by the listener's mutex
+	out      net.Conn       // what Accept returns, when the connection is handed over
+	relaying bool           // guarded by the listener's mutex
+	state    atomic.Uint32  // a connState, until it relays (Stats)
+	cmd      socks5.Command // its request's, once dispatched; read once relaying
 
 	mu        sync.Mutex
 	resources []io.Closer  // a relay's target, a BIND listener, a UDP socket
@@ -167,13 +180,14 @@ func wrap(ln net.Listener, cfg *Config, setup func(*Listener)) *Listener {
 	}
 	l.methods = l.cfg.Methods
 	if l.methodsWait && !l.cfg.AuthLimit.off() {
-		l.auth = newAuthGuard(l.cfg.AuthLimit, l.cfg.Logger, l.now)
+		l.auth = newAuthGuard(l.cfg.AuthLimit, l.eventLogger(), l.now)
 		l.methods = l.auth.guardMethods(l.cfg.Methods)
 	}
 	if l.cfg.Dialer != nil {
 		l.relayDialer = GuardDialer(l.cfg.Dialer, l.policy)
 	}
 	l.commands = l.cfg.commands(commandTable)
+	l.logCtx = context.Background()
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.relayCtx, l.cancelRelay = context.WithCancel(context.Background())
 	if setup != nil {
@@ -224,8 +238,18 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // yet accepted), with every resource their sessions opened (a relay's
 // target, say), and returns once all of the listener's goroutines have
 // ended. Connections Accept has returned are the program's and stay open.
+//
+// Once a Shutdown has begun, Close leaves the relays to it: it stops the
+// listener as Shutdown does, and returns at once; the relays end when
+// they do, or when the Shutdown's context does. A server that closes its
+// listener when it stops, as [net/http.Server] does, then does not cut
+// them: see Shutdown.
 func (l *Listener) Close() error {
 	err := l.stop(net.ErrClosed)
+	if l.draining.Load() {
+		l.closeConns(false)
+		return err
+	}
 	l.cancelRelay()
 	l.closeConns(true)
 	l.wg.Wait()
@@ -236,7 +260,23 @@ func (l *Listener) Close() error {
 // and the connections that are not relays, with what their sessions
 // opened, then waits for the relays to end. When ctx ends first, it closes
 // them and returns ctx's error.
+//
+// A program that serves the listener with an [net/http.Server] stops both
+// gracefully by calling the listener's Shutdown first, then the server's,
+// with the same deadline:
+//
+//	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+//	defer cancel()
+//	l.Shutdown(ctx)   // stop accepting; the relays finish
+//	srv.Shutdown(ctx) // the HTTP requests under way finish
+//
+// The other way round, the server's Shutdown would close the listener
+// (Close), and so cut its relays at once. Meanwhile srv.Serve returns
+// [net.ErrClosed] as soon as the listener stops accepting, and the server
+// goes on serving the connections it has. [Serve] drains the same way
+// when its context ends, for Config.DrainTimeout.
 func (l *Listener) Shutdown(ctx context.Context) error {
+	l.draining.Store(true)
 	err := l.stop(net.ErrClosed)
 	l.closeConns(false)
 	done := make(chan struct{})
@@ -315,7 +355,8 @@ func (l *Listener) serve() {
 				return
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.cfg.Logger.Warn("socks accept", "cause", err, "retry_in", backoff)
+			l.eventLogger().LogAttrs(l.logCtx, slog.LevelWarn, "socks accept",
+				slog.Any("cause", err), slog.Duration("retry_in", backoff))
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -363,9 +404,11 @@ func temporary(err error) bool {
 // track starts holding c, or returns nil when the listener is stopped or
 // MaxConns are held.
 func (l *Listener) track(c net.Conn) *tracked {
+	l.accepted.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.isStopped() || l.cfg.MaxConns > 0 && len(l.conns) >= l.cfg.MaxConns {
+		l.refused.Add(1)
 		return nil
 	}
 	t := &tracked{conn: c}
@@ -397,6 +440,7 @@ func (l *Listener) startRelay(t *tracked) bool {
 // program's: Accept lets go of t.
 func (l *Listener) deliver(t *tracked, c net.Conn) bool {
 	t.out = c
+	t.state.Store(stateHanding)
 	if l.isStopped() {
 		c.Close()
 		return false
@@ -425,8 +469,17 @@ func addrString(a net.Addr) string {
 // panic again.
 func (l *Listener) logPanic(client net.Addr, p any) {
 	defer func() { recover() }()
-	l.cfg.Logger.Error("socks panic", "client", addrString(client),
-		"cause", fmt.Sprint(p), "stack", string(debug.Stack()))
+	l.eventLogger().LogAttrs(l.logCtx, slog.LevelError, "socks panic", slog.String("client", addrString(client)),
+		slog.Any("cause", p), slog.String("stack", string(debug.Stack())))
+}
+
+// eventLogger is the logger of the listener's own events: Config.Logger,
+// or slog.Default() when that is nil.
+func (l *Listener) eventLogger() *slog.Logger {
+	if l.cfg.Logger != nil {
+		return l.cfg.Logger
+	}
+	return slog.Default()
 }
 
 // remoteAddr is c's RemoteAddr, or nil when that panics: for the paths

@@ -88,6 +88,15 @@ type Record struct {
 	// Start is when the session began: its first byte was seen.
 	Start time.Time
 
+	// Handshake is how long the handshake took, from Start to the
+	// request read (or to its failure).
+	Handshake time.Duration
+
+	// Dial is how long a relay's dial of its target took, name
+	// resolution included, whether it succeeded or not; zero when the
+	// session dialed nothing.
+	Dial time.Duration
+
 	// Duration is how long the session lasted.
 	Duration time.Duration
 
@@ -157,12 +166,15 @@ func (l *Listener) callOnRecord(hook func(*Record), r *Record) {
 // log writes the session's log record.
 func (s *session) log() {
 	logger := s.l.cfg.Logger
+	if logger == nil {
+		return
+	}
 	level := slog.LevelInfo
 	if s.quiet || s.req == nil && (s.rec.Decision == DecisionFail || s.rec.Decision == DecisionDrop) {
 		level = slog.LevelDebug // not even a request, or a repeat: noise, scanners, floods, guessers
 	}
-	if logger.Enabled(context.Background(), level) {
-		writeLog(logger, level, &s.rec)
+	if logger.Enabled(s.l.logCtx, level) {
+		writeLog(s.l.logCtx, logger, level, &s.rec)
 	}
 }
 
@@ -172,7 +184,7 @@ func (s *session) log() {
 // goroutine whose stack is only what copying needs.
 //
 //go:noinline
-func writeLog(logger *slog.Logger, level slog.Level, r *Record) {
+func writeLog(ctx context.Context, logger *slog.Logger, level slog.Level, r *Record) {
 	attrs := make([]slog.Attr, 0, 16)
 	attrs = append(attrs, slog.String("client", addrString(r.Client)))
 	if q := r.Request; q != nil {
@@ -197,7 +209,10 @@ func writeLog(logger *slog.Logger, level slog.Level, r *Record) {
 	}
 	attrs = append(attrs, slog.Duration("duration", r.Duration))
 	if r.Cause != nil {
-		attrs = append(attrs, slog.String("cause", r.Cause.Error()))
+		attrs = append(attrs, slog.Any("cause", r.Cause))
 	}
-	logger.LogAttrs(context.Background(), level, "socks", attrs...)
+	if r.Request != nil {
+		ctx = NewContext(ctx, r.Request)
+	}
+	logger.LogAttrs(ctx, level, "socks", attrs...)
 }

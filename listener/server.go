@@ -25,17 +25,36 @@ func ListenAndServe(ctx context.Context, addr string, cfg *Config) error {
 // closes the connections that are not SOCKS. cfg.Tap is not used. A
 // connection that is not SOCKS but HTTP/1 (a client that took the port for
 // an HTTP proxy) is first answered "501 Not Implemented", with a body that
-// says the port speaks SOCKS. When ctx ends, Serve closes the listener and
-// every connection it holds, and returns nil; when the listener fails, its
+// says the port speaks SOCKS.
+//
+// When ctx ends, Serve stops accepting, closes the connections that are
+// not relays, lets the relays under way finish for cfg.DrainTimeout, then
+// closes them, and returns nil; when the listener fails, it returns its
 // error.
+//
+// When ln is a [*Listener] (Wrap's), Serve serves it as it is, with the
+// Config it was made with, and cfg is not used: a program that wants the
+// listener's [Listener.Stats] wraps ln itself. A stream the listener taps
+// is then closed as the connections that are not SOCKS are.
 func Serve(ctx context.Context, ln net.Listener, cfg *Config) error {
-	c := cfg.withDefaults()
-	if c.Dialer == nil {
-		c.Dialer = &net.Dialer{}
+	l, ok := ln.(*Listener)
+	if !ok {
+		c := cfg.withDefaults()
+		if c.Dialer == nil {
+			c.Dialer = &net.Dialer{}
+		}
+		c.Tap = nil
+		// The records carry the caller's context: its values, for a
+		// handler that logs them, not its end, which is Serve's.
+		l = wrap(ln, &c, func(l *Listener) { l.logCtx = context.WithoutCancel(ctx) })
 	}
-	c.Tap = nil
-	l := Wrap(ln, &c)
-	stop := context.AfterFunc(ctx, func() { l.Close() })
+	drained := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(drained)
+		dctx, cancel := context.WithTimeout(context.Background(), l.cfg.DrainTimeout)
+		defer cancel()
+		l.Shutdown(dctx)
+	})
 	defer stop()
 	var answering sync.WaitGroup
 	defer answering.Wait()
@@ -43,10 +62,11 @@ func Serve(ctx context.Context, ln net.Listener, cfg *Config) error {
 	for {
 		conn, err := l.Accept()
 		if err != nil {
-			l.Close()
 			if ctx.Err() != nil {
+				<-drained
 				return nil
 			}
+			l.Close()
 			return err
 		}
 		select {

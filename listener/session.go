@@ -25,10 +25,11 @@ import (
 // (traffic) and its record (rec); it ends the session with end, refuse
 // or fail, at once or from a goroutine it started.
 type session struct {
-	l    *Listener
-	t    *tracked
-	conn net.Conn      // the client's connection
-	br   *bufio.Reader // reads conn through the handshake
+	l      *Listener
+	t      *tracked
+	conn   net.Conn      // the client's connection
+	client net.Addr      // the client's address: conn's, or a PROXY protocol header's
+	br     *bufio.Reader // reads conn through the handshake
 
 	in progressReader // what br reads: conn, noting when bytes come
 	hs handshake      // the handshake, as the limits see it
@@ -67,11 +68,13 @@ type session struct {
 func (s *session) serve(version byte) {
 	l := s.l
 	s.rec.Start = time.Now()
-	s.rec.Client = s.conn.RemoteAddr()
+	s.rec.Client = s.client
 	s.hs.conn = s.conn
 	s.hs.key = clientKey(ipOf(s.rec.Client))
+	s.t.state.Store(stateHandshake)
 	l.startHandshake(&s.hs)
 	err := s.handshake(version)
+	s.rec.Handshake = time.Since(s.rec.Start)
 	if l.endHandshake(&s.hs) {
 		s.dropReader()
 		s.rec.Decision, s.rec.Reason = DecisionDrop, "stalled handshake shed: too many handshakes"
@@ -111,7 +114,7 @@ func (s *session) recoverPanic() {
 		return
 	}
 	l := s.l
-	l.logPanic(remoteAddr(s.conn), p)
+	l.logPanic(s.client, p)
 	l.endHandshake(&s.hs)     // if one is counted
 	if s.rec.Start.IsZero() { // still sniffing
 		closeQuietly(s.conn)
@@ -144,7 +147,7 @@ func (s *session) recoverSpawned() {
 	if p == nil {
 		return
 	}
-	s.l.logPanic(remoteAddr(s.conn), p)
+	s.l.logPanic(s.client, p)
 	s.t.closeAll(s.kept)
 	if s.claim() {
 		s.rec.Cause = fmt.Errorf("panic: %v", p)

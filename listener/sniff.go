@@ -26,7 +26,21 @@ func (l *Listener) handle(t *tracked) {
 
 	s.in = progressReader{r: c, l: l, at: &s.hs.progress}
 	br := newReader(&s.in)
-	c.SetReadDeadline(time.Now().Add(l.cfg.SniffTimeout))
+	silentUntil := time.Now().Add(l.cfg.SniffTimeout)
+	s.client = remoteAddr(c)
+	if p := l.cfg.ProxyProtocol; p != nil {
+		client, header, err := p.read(c, br, silentUntil)
+		if err != nil {
+			l.refused.Add(1)
+			s.proxyRefused(err)
+			return
+		}
+		s.client = client
+		if header { // the sniff's wait starts after it
+			silentUntil = time.Now().Add(l.cfg.SniffTimeout)
+		}
+	}
+	c.SetReadDeadline(silentUntil)
 	first, err := br.Peek(1)
 	c.SetReadDeadline(time.Time{})
 	if err != nil && err != io.EOF && !isTimeout(err) {
@@ -35,7 +49,7 @@ func (l *Listener) handle(t *tracked) {
 		return
 	}
 	if len(first) == 0 || first[0] != 4 && first[0] != 5 {
-		conn := &Conn{Conn: peek.FromReader(c, br)} // a copy of what br holds
+		conn := &Conn{Conn: peek.FromReader(c, br), remote: s.client} // a copy of what br holds
 		putReader(br)
 		if !l.deliver(t, conn) {
 			l.untrack(t)

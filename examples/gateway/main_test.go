@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -43,32 +44,55 @@ func (b *syncBuffer) String() string {
 // cleanly.
 func start(t *testing.T, args ...string) (string, *syncBuffer) {
 	t.Helper()
+	g := launch(t, args...)
+	t.Cleanup(func() {
+		g.stop()
+		assert.NoError(t, g.wait(t))
+	})
+	return g.addr, g.logs
+}
+
+// A gateway is one run of the gateway in the test's process.
+type gateway struct {
+	addr string
+	logs *syncBuffer
+	stop context.CancelFunc // what a signal does
+	done chan error
+}
+
+// launch runs the gateway with args on a free loopback port, and returns
+// once it listens. The test's cleanup stops it, if the test has not.
+func launch(t *testing.T, args ...string) *gateway {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	g := &gateway{logs: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
 	addrs := make(chan net.Addr, 1)
-	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), logs, func(a net.Addr) { addrs <- a })
+		g.done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), g.logs, func(a net.Addr) { addrs <- a })
 	}()
-	var addr net.Addr
+	t.Cleanup(cancel)
 	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("gateway ended: %v\n%s", err, logs)
+	case a := <-addrs:
+		g.addr = a.String()
+	case err := <-g.done:
+		t.Fatalf("gateway ended: %v\n%s", err, g.logs)
 	case <-time.After(sockstest.Timeout):
 		t.Fatal("gateway did not start")
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(sockstest.Timeout):
-			t.Error("gateway did not stop")
-		}
-		assert.Contains(t, logs.String(), "gateway stopped")
-	})
-	return addr.String(), logs
+	return g
+}
+
+// wait waits for the gateway to end, and returns what run returned.
+func (g *gateway) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-g.done:
+		assert.Contains(t, g.logs.String(), "gateway stopped")
+		return err
+	case <-time.After(sockstest.Timeout):
+		t.Fatal("gateway did not stop")
+		return nil
+	}
 }
 
 func TestGatewayRelays(t *testing.T) {
@@ -102,6 +126,53 @@ func TestGatewayRelays(t *testing.T) {
 		return strings.Contains(logs.String(), "decision=relay") &&
 			strings.Contains(logs.String(), "target="+echo.String())
 	}, sockstest.Timeout, time.Millisecond, "a log record for the relay")
+}
+
+// TestGatewayUDP: with -udp, the gateway relays datagrams; without, it
+// answers UDP ASSOCIATE "command not supported".
+func TestGatewayUDP(t *testing.T) {
+	echo := sockstest.EchoUDP(t)
+	associate := func(addr string) (*net.TCPConn, socks5.Addr, error) {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(sockstest.Timeout))
+		bound, _, err := socks5.ClientHandshake(context.Background(), c,
+			socks5.Request{Command: socks5.CmdUDPAssociate, Addr: socks5.Addr{IP: netip.IPv4Unspecified()}})
+		return c.(*net.TCPConn), bound, err
+	}
+
+	off, _ := start(t)
+	_, _, err := associate(off)
+	re, ok := errors.AsType[*socks5.ReplyError](err)
+	require.True(t, ok, "%v", err)
+	assert.Equal(t, socks5.CommandNotSupported, re.Reply)
+
+	addr, logs := start(t, "-udp", "-udp-out", "127.0.0.1")
+	ctrl, bound, err := associate(addr)
+	require.NoError(t, err)
+	relay, ok := bound.AddrPort()
+	require.True(t, ok)
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(sockstest.Timeout))
+	msg, err := socks5.Datagram{Addr: socks5.AddrFromAddrPort(echo.AddrPort()), Payload: []byte("a datagram")}.AppendBinary(nil)
+	require.NoError(t, err)
+	_, err = pc.WriteToUDPAddrPort(msg, relay)
+	require.NoError(t, err)
+	buf := make([]byte, 512)
+	n, err := pc.Read(buf)
+	require.NoError(t, err)
+	d, err := socks5.ParseDatagram(buf[:n])
+	require.NoError(t, err)
+	assert.Equal(t, "a datagram", string(d.Payload))
+	assert.Equal(t, echo.String(), d.Addr.String())
+	ctrl.Close()
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "decision=associate") &&
+			strings.Contains(logs.String(), "datagrams_up=1")
+	}, sockstest.Timeout, time.Millisecond, "a log record for the association")
 }
 
 func TestGatewayAuth(t *testing.T) {
@@ -157,10 +228,74 @@ func TestGatewayFlags(t *testing.T) {
 		{"extra"},
 		{"-listen", "not an address"},
 		{"-nosuchflag"},
+		{"-udp-out", "127.0.0.1"},
+		{"-udp", "-udp-out", "localhost"},
 	} {
 		err := run(context.Background(), args, io.Discard, nil)
 		assert.Error(t, err, "%q", args)
 	}
 	err := run(context.Background(), []string{"-h"}, io.Discard, nil)
 	assert.True(t, errors.Is(err, flag.ErrHelp), "%v", err)
+}
+
+// TestGatewayCommands: -bind, -resolve and -identd each enable their
+// command or check; without them BIND and RESOLVE are not supported and
+// SOCKS4 user ids are not checked.
+func TestGatewayCommands(t *testing.T) {
+	dial := func(t *testing.T, addr string) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(sockstest.Timeout))
+		return c
+	}
+	loopback := netip.MustParseAddr("127.0.0.1")
+	replyOf := func(err error) socks5.Reply {
+		re, ok := errors.AsType[*socks5.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		return re.Reply
+	}
+
+	t.Run("off", func(t *testing.T) {
+		addr, _ := start(t)
+		for _, cmd := range []socks5.Command{socks5.CmdBind, socks5.CmdResolve} {
+			_, _, err := socks5.ClientHandshake(context.Background(), dial(t, addr),
+				socks5.Request{Command: cmd, Addr: socks5.Addr{IP: loopback}})
+			assert.Equal(t, socks5.CommandNotSupported, replyOf(err), "%v", cmd)
+		}
+		echo := sockstest.Echo(t)
+		_, err := socks4.ClientHandshake(context.Background(), dial(t, addr), socks4.Request{
+			Command: socks4.CmdConnect, IP: loopback, Port: echo.AddrPort().Port(), User: "nobody"})
+		assert.NoError(t, err, "no identd check")
+	})
+
+	t.Run("on", func(t *testing.T) {
+		addr, logs := start(t, "-bind", "-resolve", "-identd")
+		c := dial(t, addr)
+		bound, _, err := socks5.ClientHandshake(context.Background(), c,
+			socks5.Request{Command: socks5.CmdBind, Addr: socks5.Addr{IP: loopback}})
+		require.NoError(t, err)
+		peer := dial(t, bound.String())
+		second, err := socks5.AwaitBind(context.Background(), c)
+		require.NoError(t, err)
+		assert.Equal(t, peer.LocalAddr().String(), second.String())
+
+		// An address sent as a name resolves to itself, with no DNS.
+		answer, _, err := socks5.ClientHandshake(context.Background(), dial(t, addr),
+			socks5.Request{Command: socks5.CmdResolve, Addr: socks5.Addr{Name: "127.0.0.1"}})
+		require.NoError(t, err)
+		assert.Equal(t, loopback, answer.IP)
+
+		// No identd answers for this test's connection (nothing listens
+		// on 127.0.0.1:113, or not for it): 92 or 93, never granted.
+		echo := sockstest.Echo(t)
+		_, err = socks4.ClientHandshake(context.Background(), dial(t, addr), socks4.Request{
+			Command: socks4.CmdConnect, IP: loopback, Port: echo.AddrPort().Port(), User: "nobody"})
+		re, ok := errors.AsType[*socks4.ReplyError](err)
+		require.True(t, ok, "%v", err)
+		assert.Contains(t, []socks4.Reply{socks4.IdentdUnreachable, socks4.IdentdMismatch}, re.Reply)
+		require.Eventually(t, func() bool {
+			return strings.Contains(logs.String(), "decision=resolve") && strings.Contains(logs.String(), "identd")
+		}, sockstest.Timeout, time.Millisecond, "log records for RESOLVE and the identd check")
+	})
 }

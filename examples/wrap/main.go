@@ -2,9 +2,20 @@
 // thanks to one added line, and serves itself the HTTP its SOCKS clients
 // send through the tunnel, whatever site they ask for: a tap.
 //
-//	go run ./examples/wrap [-listen 127.0.0.1:8080]
+//	go run ./examples/wrap [-listen 127.0.0.1:8080] [-relay] [-drain 10s]
 //	curl http://127.0.0.1:8080/                                 # plain HTTP
 //	curl --socks5-hostname 127.0.0.1:8080 http://anything.test/ # HTTP tapped from SOCKS
+//
+// With -relay, the SOCKS streams that do not speak HTTP are relayed to
+// the targets their clients asked for.
+//
+// On SIGTERM or an interrupt it stops gracefully: it stops accepting,
+// lets the relays under way and the HTTP requests under way finish, for
+// -drain at most, then closes what is left. The order matters, and run
+// shows it: the wrapped listener's Shutdown first, then the HTTP server's.
+// http.Server.Shutdown closes its listener, and a wrapped listener closed
+// before its own Shutdown has begun cuts its relays at once; once it has
+// begun, the Close leaves them to it.
 package main
 
 import (
@@ -18,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/sockstap/sockstap/listener"
 )
@@ -46,29 +58,43 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	fs := flag.NewFlagSet("wrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("listen", "127.0.0.1:8080", "`address` to listen on")
+	relay := fs.Bool("relay", false, "relay the SOCKS streams that are not HTTP to their targets")
+	drain := fs.Duration("drain", 10*time.Second, "when told to stop, let relays and requests under way finish for this `long`")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var cfg *listener.Config // nil: tap every SOCKS stream, relay none
+	if *relay {
+		cfg = &listener.Config{Dialer: &net.Dialer{}, Tap: listener.TapHTTP}
 	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	ln = listener.Wrap(ln, nil) // the one added line: SOCKS on the same port
+	l := listener.Wrap(ln, cfg) // the one added line: SOCKS on the same port
 
 	srv := &http.Server{
 		Handler:     http.HandlerFunc(hello),
 		ConnContext: listener.ConnContext, // optional: lets handlers see the SOCKS request
 	}
 	if ready != nil {
-		ready(ln.Addr())
+		ready(l.Addr())
 	}
+	stopped := make(chan error, 1)
 	go func() {
 		<-ctx.Done()
-		srv.Close()
+		dctx, cancel := context.WithTimeout(context.Background(), *drain)
+		defer cancel()
+		// The listener first: it stops accepting, so that srv.Serve
+		// returns, and waits for its relays, while srv goes on serving
+		// the connections it has. Then srv: its requests under way finish.
+		stopped <- errors.Join(l.Shutdown(dctx), srv.Shutdown(dctx))
 	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	err = srv.Serve(l)
+	if ctx.Err() == nil { // the listener failed
+		l.Close()
 		return err
 	}
-	return nil
+	return <-stopped
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/proxy"
 
 	"github.com/sockstap/sockstap/internal/sockstest"
+	"github.com/sockstap/sockstap/socks5"
 )
 
 func get(t *testing.T, client *http.Client, url string) string {
@@ -25,28 +26,46 @@ func get(t *testing.T, client *http.Client, url string) string {
 	return string(body)
 }
 
-func TestWrap(t *testing.T) {
+// launch runs wrap with args on a free loopback port and returns its
+// address, the function that stops it as a signal would, and the channel
+// run's result comes on. The test's cleanup stops it, if the test has not.
+func launch(t *testing.T, args ...string) (addr string, stop context.CancelFunc, done chan error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	addrs := make(chan net.Addr, 1)
-	done := make(chan error, 1)
+	done = make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, io.Discard, func(a net.Addr) { addrs <- a })
+		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), io.Discard, func(a net.Addr) { addrs <- a })
 	}()
-	var addr string
 	select {
 	case a := <-addrs:
-		addr = a.String()
+		return a.String(), cancel, done
 	case err := <-done:
 		t.Fatalf("wrap ended: %v", err)
+	case <-time.After(sockstest.Timeout):
+		t.Fatal("wrap did not start")
 	}
+	return "", nil, nil
+}
+
+// awaitEnd waits for run's result on done.
+func awaitEnd(t *testing.T, done chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(sockstest.Timeout):
+		t.Fatal("wrap did not stop")
+		return nil
+	}
+}
+
+func TestWrap(t *testing.T) {
+	addr, stop, done := launch(t)
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(sockstest.Timeout):
-			t.Error("wrap did not stop")
-		}
+		stop()
+		assert.NoError(t, awaitEnd(t, done))
 	})
 
 	plain := &http.Client{Transport: &http.Transport{}, Timeout: sockstest.Timeout}
@@ -64,4 +83,34 @@ func TestWrap(t *testing.T) {
 		get(t, socks, "http://nowhere.test/y"))
 	plain.CloseIdleConnections()
 	socks.CloseIdleConnections()
+}
+
+// TestWrapDrain stops wrap while a SOCKS stream that is not HTTP is being
+// relayed: the listener stops accepting, the relay goes on moving bytes,
+// and wrap ends once the relay has.
+func TestWrapDrain(t *testing.T) {
+	echo := sockstest.Echo(t)
+	addr, stop, done := launch(t, "-relay", "-drain", "1m")
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(sockstest.Timeout)))
+	_, _, err = socks5.ClientHandshake(context.Background(), c,
+		socks5.Request{Command: socks5.CmdConnect, Addr: socks5.AddrFromAddrPort(echo.AddrPort())})
+	require.NoError(t, err)
+	sockstest.Echoes(t, c, "not HTTP, so relayed")
+
+	stop()
+	sockstest.AwaitRefused(t, addr)
+	sockstest.Echoes(t, c, "still relayed while wrap stops")
+	select {
+	case err := <-done:
+		t.Fatalf("wrap ended with a relay under way: %v", err)
+	default:
+	}
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	rest, err := io.ReadAll(c)
+	require.NoError(t, err)
+	assert.Empty(t, rest)
+	assert.NoError(t, awaitEnd(t, done))
 }

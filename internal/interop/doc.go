@@ -1,7 +1,9 @@
 // Package interop starts real SOCKS programs from Debian's packages
-// (danted, microsocks, sshd with ssh -D, privoxy) as private daemons on
-// loopback, and runs client programs (curl, ncat, socat, proxychains4),
-// so that tests check sockstap against the implementations people use.
+// (danted, microsocks, sshd with ssh -D, privoxy) and haproxy, a balancer
+// to put in front of them, as private daemons on loopback, and runs client
+// programs (curl, ncat, socat, proxychains4), so that tests check sockstap
+// against the implementations people use. [Start] runs any other program
+// the same way, such as a build of examples/gateway.
 //
 // Every daemon is a process of the test's own: it gets a configuration in
 // t.TempDir(), listens on an ephemeral port of 127.0.0.1, and is killed,

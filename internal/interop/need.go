@@ -60,7 +60,7 @@ func lookPath(program string) (string, error) {
 // program the harness does not know.
 func debianPackage(program string) string {
 	switch program {
-	case "curl", "ncat", "socat", "proxychains4", "privoxy", "microsocks":
+	case "curl", "ncat", "socat", "proxychains4", "privoxy", "microsocks", "haproxy", "chromium":
 		return program
 	case "danted":
 		return "dante-server"

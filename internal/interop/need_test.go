@@ -33,8 +33,10 @@ func TestNeedFindsPrograms(t *testing.T) {
 		{"socksify", "dante-client"},
 		{"microsocks", "microsocks"},
 		{"privoxy", "privoxy"},
+		{"haproxy", "haproxy"},
 		{"sshd", "openssh-server"},
 		{"ssh", "openssh-client"},
+		{"chromium", "chromium"},
 	} {
 		t.Run(c.program, func(t *testing.T) {
 			path := Need(t, c.program, c.pkg)

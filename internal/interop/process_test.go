@@ -1,12 +1,15 @@
 package interop
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,4 +101,53 @@ func liveMembers(t *testing.T, pgid int) []int {
 		live = append(live, pid)
 	}
 	return live
+}
+
+// TestDaemon starts a program with Start, signals it, and checks that its
+// output and its exit status come back.
+func TestDaemon(t *testing.T) {
+	t.Parallel()
+	sh := Need(t, "sh", "dash")
+	d := Start(t, "sh", sh, "-c", `trap 'echo got TERM; exit 3' TERM; echo ready; sleep 600 & wait`)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; !strings.Contains(d.Output(), "ready"); i++ {
+		require.Less(t, i, 300, "the shell did not start")
+		<-tick.C
+	}
+	require.NoError(t, d.Signal(syscall.SIGTERM))
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	err := d.Wait(ctx)
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 3, exit.ExitCode())
+	assert.Contains(t, d.Output(), "got TERM")
+	select {
+	case <-d.Exited():
+	default:
+		t.Error("Exited is open after Wait returned")
+	}
+}
+
+// TestDaemonListening checks that Listen finds the port a daemon chose,
+// and that Listening sees it stop listening.
+func TestDaemonListening(t *testing.T) {
+	t.Parallel()
+	path := Need(t, "microsocks", "microsocks")
+	d := Start(t, "microsocks", path, "-i", "127.0.0.1", "-p", "0")
+	addr := d.Listen(t, 0)
+	ok, err := d.Listening(addr)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	other, err := d.Listening(loopbackAddr(uint16(addr.Port) - 1))
+	require.NoError(t, err)
+	assert.False(t, other, "a port the daemon does not listen on")
+	require.NoError(t, d.Signal(syscall.SIGKILL))
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	require.Error(t, d.Wait(ctx), "killed")
+	ok, err = d.Listening(addr)
+	require.NoError(t, err)
+	assert.False(t, ok, "listening after it exited")
 }

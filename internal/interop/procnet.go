@@ -12,27 +12,55 @@ import (
 	"strings"
 )
 
-// tcpListen is the state a socket is in while it listens, as /proc/net/tcp
-// writes it.
-const tcpListen = 0x0A
+// The states of a TCP socket, as /proc/net/tcp writes them, that the
+// harness looks for.
+const (
+	tcpEstablished = 0x01
+	tcpListen      = 0x0A
+)
 
 // A socket is one line of /proc/net/tcp or /proc/net/tcp6.
 type socket struct {
-	local netip.AddrPort
-	state uint8
-	inode uint64
+	local, remote netip.AddrPort
+	state         uint8
+	inode         uint64
 }
 
 // listening returns the address of a TCP socket that process pid holds
 // open and that listens on ip and port, or on ip and any port when port is
-// 0. It reads /proc: the process's descriptors, and the socket tables of
-// its network namespace. ok is false when there is none, or when the
-// process is gone.
+// 0. ok is false when there is none, or when the process is gone.
 func listening(pid int, ip netip.Addr, port uint16) (_ netip.AddrPort, ok bool, err error) {
+	socks, err := ownSockets(pid)
+	for _, s := range socks {
+		if s.state == tcpListen && s.local.Addr().Unmap() == ip && (port == 0 || s.local.Port() == port) {
+			return s.local, true, nil
+		}
+	}
+	return netip.AddrPort{}, false, err
+}
+
+// connected reports whether process pid holds open an established TCP
+// connection to remote.
+func connected(pid int, remote netip.AddrPort) (bool, error) {
+	socks, err := ownSockets(pid)
+	for _, s := range socks {
+		if s.state == tcpEstablished &&
+			s.remote.Addr().Unmap() == remote.Addr().Unmap() && s.remote.Port() == remote.Port() {
+			return true, nil
+		}
+	}
+	return false, err
+}
+
+// ownSockets returns the TCP sockets that process pid holds open: none
+// when it is gone. It reads /proc: the process's descriptors, and the
+// socket tables of its network namespace.
+func ownSockets(pid int) ([]socket, error) {
 	inodes, err := socketInodes(pid)
 	if err != nil || len(inodes) == 0 {
-		return netip.AddrPort{}, false, nil // gone, or not listening yet
+		return nil, nil // gone, or no socket yet
 	}
+	var own []socket
 	for _, table := range []string{"tcp", "tcp6"} {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
 		if err != nil {
@@ -41,16 +69,15 @@ func listening(pid int, ip netip.Addr, port uint16) (_ netip.AddrPort, ok bool, 
 		socks, err := parseSockets(f)
 		f.Close()
 		if err != nil {
-			return netip.AddrPort{}, false, fmt.Errorf("/proc/%d/net/%s: %w", pid, table, err)
+			return nil, fmt.Errorf("/proc/%d/net/%s: %w", pid, table, err)
 		}
 		for _, s := range socks {
-			if s.state == tcpListen && inodes[s.inode] &&
-				s.local.Addr().Unmap() == ip && (port == 0 || s.local.Port() == port) {
-				return s.local, true, nil
+			if inodes[s.inode] {
+				own = append(own, s)
 			}
 		}
 	}
-	return netip.AddrPort{}, false, nil
+	return own, nil
 }
 
 // procNet reports whether the system shows its sockets the way listening
@@ -105,6 +132,10 @@ func parseSockets(r io.Reader) ([]socket, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: local address: %w", line+1, err)
 		}
+		remote, err := parseHexAddrPort(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("line %d: remote address: %w", line+1, err)
+		}
 		state, err := strconv.ParseUint(f[3], 16, 8)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: state: %w", line+1, err)
@@ -113,7 +144,7 @@ func parseSockets(r io.Reader) ([]socket, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: inode: %w", line+1, err)
 		}
-		socks = append(socks, socket{local: local, state: uint8(state), inode: inode})
+		socks = append(socks, socket{local: local, remote: remote, state: uint8(state), inode: inode})
 	}
 	return socks, sc.Err()
 }

@@ -28,13 +28,13 @@ func TestParseSockets(t *testing.T) {
 	got, err := parseSockets(strings.NewReader(table))
 	require.NoError(t, err)
 	assert.Equal(t, []socket{
-		{local: netip.MustParseAddrPort("127.0.0.1:8080"), state: tcpListen, inode: 4242},
-		{local: netip.MustParseAddrPort("127.0.0.1:41668"), state: 0x01, inode: 77},
+		{local: netip.MustParseAddrPort("127.0.0.1:8080"), remote: netip.MustParseAddrPort("0.0.0.0:0"), state: tcpListen, inode: 4242},
+		{local: netip.MustParseAddrPort("127.0.0.1:41668"), remote: netip.MustParseAddrPort("127.0.0.1:8080"), state: tcpEstablished, inode: 77},
 	}, got)
 
 	got, err = parseSockets(strings.NewReader(table6))
 	require.NoError(t, err)
-	assert.Equal(t, []socket{{local: netip.MustParseAddrPort("[::1]:22"), state: tcpListen, inode: 99}}, got)
+	assert.Equal(t, []socket{{local: netip.MustParseAddrPort("[::1]:22"), remote: netip.MustParseAddrPort("[::]:0"), state: tcpListen, inode: 99}}, got)
 
 	_, err = parseSockets(strings.NewReader("header\n 0: 0100007F 00000000:0000 0A\n"))
 	assert.Error(t, err, "a short line")
@@ -74,6 +74,14 @@ func TestListening(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok, "the client socket %v taken for a listener", local)
 
+	// The client's socket is connected to the listener's address.
+	ok, err = connected(os.Getpid(), want)
+	require.NoError(t, err)
+	assert.True(t, ok, "the connection to %v not found", want)
+	ok, err = connected(os.Getpid(), netip.AddrPortFrom(loopback, want.Port()-1))
+	require.NoError(t, err)
+	assert.False(t, ok, "a connection to a port nobody connected to")
+
 	ln.Close()
 	_, ok, err = listening(os.Getpid(), loopback, want.Port())
 	require.NoError(t, err)
@@ -97,8 +105,8 @@ func FuzzParseSockets(f *testing.F) {
 		var b strings.Builder
 		b.WriteString("header\n")
 		for i, s := range socks {
-			fmt.Fprintf(&b, "%4d: %s:%04X 00000000:0000 %02X 00000000:00000000 00:00000000 00000000     0        0 %d\n",
-				i, hexAddr(s.local.Addr()), s.local.Port(), s.state, s.inode)
+			fmt.Fprintf(&b, "%4d: %s:%04X %s:%04X %02X 00000000:00000000 00:00000000 00000000     0        0 %d\n",
+				i, hexAddr(s.local.Addr()), s.local.Port(), hexAddr(s.remote.Addr()), s.remote.Port(), s.state, s.inode)
 		}
 		again, err := parseSockets(strings.NewReader(b.String()))
 		require.NoError(t, err, "parsing\n%s", b.String())

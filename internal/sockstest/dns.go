@@ -24,6 +24,16 @@ type Zone func(name string) (addrs []netip.Addr, ok bool)
 // memory: tests resolve made-up names, and never reach a real server. The
 // test's cleanup waits for the server's goroutines.
 func Resolver(t testing.TB, zone Zone) *net.Resolver {
+	return ReverseResolver(t, zone, nil)
+}
+
+// A ReverseZone answers a PTR query: the names of addr, without their
+// final dots, and false for an address that has none.
+type ReverseZone func(addr netip.Addr) (names []string, ok bool)
+
+// ReverseResolver is [Resolver], whose server also answers PTR queries
+// (LookupAddr) from reverse; a nil reverse answers them as Resolver does.
+func ReverseResolver(t testing.TB, zone Zone, reverse ReverseZone) *net.Resolver {
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
 	return &net.Resolver{
@@ -32,14 +42,14 @@ func Resolver(t testing.TB, zone Zone) *net.Resolver {
 			// Not a PacketConn: the resolver frames its queries as over
 			// TCP.
 			client, server := net.Pipe()
-			wg.Go(func() { serveDNS(server, zone) })
+			wg.Go(func() { serveDNS(server, zone, reverse) })
 			return client, nil
 		},
 	}
 }
 
 // serveDNS answers the queries on c until c closes.
-func serveDNS(c net.Conn, zone Zone) {
+func serveDNS(c net.Conn, zone Zone, reverse ReverseZone) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(Timeout))
 	for {
@@ -51,7 +61,7 @@ func serveDNS(c net.Conn, zone Zone) {
 		if _, err := io.ReadFull(c, q); err != nil {
 			return
 		}
-		resp, err := answerDNS(q, zone)
+		resp, err := answerDNS(q, zone, reverse)
 		if err != nil {
 			return
 		}
@@ -61,7 +71,7 @@ func serveDNS(c net.Conn, zone Zone) {
 	}
 }
 
-func answerDNS(query []byte, zone Zone) ([]byte, error) {
+func answerDNS(query []byte, zone Zone, reverse ReverseZone) ([]byte, error) {
 	var p dnsmessage.Parser
 	h, err := p.Start(query)
 	if err != nil {
@@ -71,7 +81,15 @@ func answerDNS(query []byte, zone Zone) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	addrs, ok := zone(strings.ToLower(strings.TrimSuffix(q.Name.String(), ".")))
+	name := strings.ToLower(strings.TrimSuffix(q.Name.String(), "."))
+	var addrs []netip.Addr
+	var names []string
+	var ok bool
+	if ip, isPTR := reverseName(name); isPTR && q.Type == dnsmessage.TypePTR && reverse != nil {
+		names, ok = reverse(ip)
+	} else {
+		addrs, ok = zone(name)
+	}
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
 	if !ok {
 		rh.RCode = dnsmessage.RCodeNameError
@@ -98,5 +116,47 @@ func answerDNS(query []byte, zone Zone) ([]byte, error) {
 			return nil, err
 		}
 	}
+	for _, n := range names {
+		ptr, err := dnsmessage.NewName(n + ".")
+		if err != nil {
+			return nil, err
+		}
+		if err := b.PTRResource(rr, dnsmessage.PTRResource{PTR: ptr}); err != nil {
+			return nil, err
+		}
+	}
 	return b.Finish()
+}
+
+// reverseName returns the address a PTR query's name (lower case, without
+// its final dot) stands for: d.c.b.a.in-addr.arpa, or IPv6's 32 nibbles
+// in ip6.arpa.
+func reverseName(name string) (netip.Addr, bool) {
+	if v4, ok := strings.CutSuffix(name, ".in-addr.arpa"); ok {
+		parts := strings.Split(v4, ".")
+		if len(parts) != 4 {
+			return netip.Addr{}, false
+		}
+		ip, err := netip.ParseAddr(parts[3] + "." + parts[2] + "." + parts[1] + "." + parts[0])
+		return ip, err == nil
+	}
+	v6, ok := strings.CutSuffix(name, ".ip6.arpa")
+	nibbles := strings.Split(v6, ".")
+	if !ok || len(nibbles) != 32 {
+		return netip.Addr{}, false
+	}
+	var b [16]byte
+	for i, n := range nibbles {
+		if len(n) != 1 {
+			return netip.Addr{}, false
+		}
+		v := strings.IndexByte("0123456789abcdef", n[0])
+		if v < 0 {
+			return netip.Addr{}, false
+		}
+		// Nibbles come least significant first.
+		j := 31 - i
+		b[j/2] |= byte(v) << (4 * (1 - j%2))
+	}
+	return netip.AddrFrom16(b), true
 }
