@@ -372,7 +372,10 @@ func (l *Listener) serve() {
 			c.Close()
 			continue
 		}
-		l.wg.Go(func() { l.handle(t) })
+		// Not wg.Go, whose closure would be a second one per connection:
+		// handle calls wg.Done.
+		l.wg.Add(1)
+		go l.handle(t)
 	}
 }
 
