@@ -35,7 +35,7 @@ func TestChain(t *testing.T) {
 	// hop1 (socks5) resolves hop2's name on the client; hop2 (socks4a)
 	// sends hop3's name to its proxy; hop3 (socks5h) sends the target's.
 	d1 := &dialer.Dialer{Proxy: hop1.addr, Scheme: dialer.SOCKS5, Username: "alice", Password: "secret",
-		Resolver: fakeResolver(map[string][]netip.Addr{"hop2.sockstap.test": {loopback4}})}
+		Resolver: fakeResolver(t, map[string][]netip.Addr{"hop2.sockstap.test": {loopback4}})}
 	d2 := &dialer.Dialer{Proxy: "hop2.sockstap.test:" + port(hop2.addr), Scheme: dialer.SOCKS4A, Username: "bob"}
 	d3 := &dialer.Dialer{Proxy: "hop3.sockstap.test:" + port(hop3.addr), Scheme: dialer.SOCKS5H}
 	chain := dialer.Chain(d1, d2, d3)

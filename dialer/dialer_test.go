@@ -32,7 +32,7 @@ var (
 func TestConnect(t *testing.T) {
 	echo := sockstest.Echo(t)
 	port := strconv.Itoa(echo.Port)
-	resolver := fakeResolver(map[string][]netip.Addr{"echo.sockstap.test": {loopback4}})
+	resolver := fakeResolver(t, map[string][]netip.Addr{"echo.sockstap.test": {loopback4}})
 	proxyDialer := &mapDialer{names: map[string]string{"echo.sockstap.test": "127.0.0.1"}}
 	creds := socks5.NewCredentials(map[string]string{"alice": "secret"})
 
@@ -91,7 +91,7 @@ func TestProxyName(t *testing.T) {
 	require.NoError(t, err)
 	d := &dialer.Dialer{
 		Proxy:    net.JoinHostPort("proxy.sockstap.test", port),
-		Resolver: fakeResolver(map[string][]netip.Addr{"proxy.sockstap.test": {loopback4}}),
+		Resolver: fakeResolver(t, map[string][]netip.Addr{"proxy.sockstap.test": {loopback4}}),
 	}
 	c, err := d.Dial("tcp", echo.String())
 	require.NoError(t, err)
@@ -99,7 +99,7 @@ func TestProxyName(t *testing.T) {
 	echoCheck(t, c)
 	assert.Equal(t, p.addr, c.RemoteAddr().String())
 
-	d.Resolver = fakeResolver(nil)
+	d.Resolver = fakeResolver(t, nil)
 	_, err = d.Dial("tcp", echo.String())
 	_, ok := errors.AsType[*net.DNSError](err)
 	assert.True(t, ok, "the proxy's name is not found: %v", err)
@@ -109,7 +109,7 @@ func TestDialIPv6(t *testing.T) {
 	echo6 := sockstest.EchoOn(t, "[::1]:0")
 	port := strconv.Itoa(echo6.Port)
 	p := startProxy(t, listener.Config{})
-	resolver := fakeResolver(map[string][]netip.Addr{
+	resolver := fakeResolver(t, map[string][]netip.Addr{
 		"v6only.sockstap.test": {loopback6},
 		"dual.sockstap.test":   {loopback6, loopback4},
 	})
@@ -197,7 +197,7 @@ func TestErrors(t *testing.T) {
 	}})
 	authed := startProxy(t, listener.Config{Methods: []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}}})
 	down := closedAddr(t)
-	nowhere := fakeResolver(nil)
+	nowhere := fakeResolver(t, nil)
 
 	tests := []struct {
 		name    string

@@ -70,7 +70,7 @@ func TestHTTP(t *testing.T) {
 		Dialer:  &mapDialer{names: map[string]string{"origin.sockstap.test": "127.0.0.1"}},
 		Methods: []socks5.ServerMethod{socks5.UserPassServer{Check: creds.Check}, socks5.NoAuth{}},
 	})
-	nowhere := fakeResolver(map[string][]netip.Addr{})
+	nowhere := fakeResolver(t, map[string][]netip.Addr{})
 	byName := "http://" + net.JoinHostPort("origin.sockstap.test", itoa(originAddr.Port)) + "/page"
 
 	for _, s := range []struct {

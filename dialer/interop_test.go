@@ -107,7 +107,7 @@ func testRealServer(t *testing.T, server *net.TCPAddr, cases []interopCase) {
 	origin := startOrigin(t, page)
 	port := uint16(origin.Listener.Addr().(*net.TCPAddr).Port)
 	te := startTee(t, server)
-	resolver := fakeResolver(map[string][]netip.Addr{"origin.sockstap.test": {loopback4}})
+	resolver := fakeResolver(t, map[string][]netip.Addr{"origin.sockstap.test": {loopback4}})
 
 	for _, c := range cases {
 		t.Run(label(c.scheme, c.user), func(t *testing.T) {

@@ -47,7 +47,7 @@ func roundTrip(t testing.TB, pc net.PacketConn, to net.Addr, msg string) (string
 func TestListenPacket(t *testing.T) {
 	proxy := sockstest.StartUDPProxy(t)
 	echo := sockstest.EchoUDP(t)
-	resolver := fakeResolver(map[string][]netip.Addr{"echo.sockstap.test": {loopback4}})
+	resolver := fakeResolver(t, map[string][]netip.Addr{"echo.sockstap.test": {loopback4}})
 
 	t.Run("to an address", func(t *testing.T) {
 		pc := listenPacket(t, &dialer.Dialer{Proxy: proxy.Addr})

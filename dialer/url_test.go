@@ -83,7 +83,7 @@ func (d *directOnly) Dial(network, address string) (net.Conn, error) {
 func TestFromURL(t *testing.T) {
 	echo := sockstest.Echo(t)
 	p := startProxy(t, listener.Config{Dialer: &mapDialer{names: map[string]string{"echo.sockstap.test": "127.0.0.1"}}})
-	resolver := fakeResolver(map[string][]netip.Addr{"echo.sockstap.test": {loopback4}})
+	resolver := fakeResolver(t, map[string][]netip.Addr{"echo.sockstap.test": {loopback4}})
 	byName := net.JoinHostPort("echo.sockstap.test", strconv.Itoa(echo.Port))
 
 	t.Run("registered with x/net/proxy", func(t *testing.T) {

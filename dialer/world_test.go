@@ -2,7 +2,6 @@ package dialer_test
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"net"
 	"net/netip"
@@ -17,7 +16,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/listener"
@@ -122,83 +120,13 @@ func (m *mapDialer) DialContext(ctx context.Context, network, address string) (n
 
 // fakeResolver returns a resolver that answers from names (a name, without
 // its final dot, to its addresses) and says "no such host" for any other
-// name, through an in-memory DNS server: tests resolve made-up names, and
-// never reach a real one.
-func fakeResolver(names map[string][]netip.Addr) *net.Resolver {
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
-			client, server := net.Pipe()
-			go serveDNS(server, names)
-			return client, nil
-		},
-	}
-}
-
-// serveDNS answers DNS queries over c, framed as over TCP, until c closes.
-func serveDNS(c net.Conn, names map[string][]netip.Addr) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(wait))
-	for {
-		var n [2]byte
-		if _, err := io.ReadFull(c, n[:]); err != nil {
-			return
-		}
-		q := make([]byte, binary.BigEndian.Uint16(n[:]))
-		if _, err := io.ReadFull(c, q); err != nil {
-			return
-		}
-		resp, err := answerDNS(q, names)
-		if err != nil {
-			return
-		}
-		if _, err := c.Write(binary.BigEndian.AppendUint16(nil, uint16(len(resp)))); err != nil {
-			return
-		}
-		if _, err := c.Write(resp); err != nil {
-			return
-		}
-	}
-}
-
-func answerDNS(query []byte, names map[string][]netip.Addr) ([]byte, error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil {
-		return nil, err
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil, err
-	}
-	addrs, known := names[strings.ToLower(strings.TrimSuffix(q.Name.String(), "."))]
-	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
-	if !known {
-		rh.RCode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, rh)
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
-	}
-	if err := b.Question(q); err != nil {
-		return nil, err
-	}
-	if err := b.StartAnswers(); err != nil {
-		return nil, err
-	}
-	rr := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
-	for _, a := range addrs {
-		switch {
-		case q.Type == dnsmessage.TypeA && a.Is4():
-			err = b.AResource(rr, dnsmessage.AResource{A: a.As4()})
-		case q.Type == dnsmessage.TypeAAAA && a.Is6():
-			err = b.AAAAResource(rr, dnsmessage.AAAAResource{AAAA: a.As16()})
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return b.Finish()
+// name, through sockstest's DNS server in memory: tests resolve made-up
+// names, and never reach a real one.
+func fakeResolver(t testing.TB, names map[string][]netip.Addr) *net.Resolver {
+	return sockstest.Resolver(t, func(name string) ([]netip.Addr, bool) {
+		addrs, ok := names[name]
+		return addrs, ok
+	})
 }
 
 // pipeDialer hands out the connection of a scripted peer, once.

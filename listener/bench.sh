@@ -38,26 +38,39 @@ if [ "${BENCHSTAT:-0}" = 1 ]; then
 	go run golang.org/x/perf/cmd/benchstat@latest "$out"
 fi
 
-# Each line is "BenchmarkGroup/path/rest-P N value unit value unit ...".
-# The figures are grouped by the name without its path, and averaged.
+# A line is "BenchmarkGroup/path/rest-P N value unit value unit ...", or,
+# for a benchmark whose paths take turns in one run (Cycle),
+# "BenchmarkGroup/rest-P N value path-unit value path-unit ...". The
+# figures are grouped by the name without its path, and averaged.
 awk '
+function add(group, path, unit, v,   k) {
+	if (!(group in seen)) { seen[group] = 1; order[++groups] = group }
+	k = group SUBSEP path SUBSEP unit
+	sum[k] += v
+	cnt[k]++
+	run[k, cnt[k]] = v
+	units[group, unit] = 1
+}
 /^Benchmark/ {
 	name = $1
 	sub(/-[0-9]+$/, "", name)
+	sub(/^Benchmark/, "", name)
+	turns = 0
+	for (i = 3; i < NF; i += 2) if ($(i + 1) ~ /^(direct|baseline|listener)-/) turns = 1
+	if (turns) {
+		for (i = 3; i < NF; i += 2) {
+			u = $(i + 1)
+			if (!match(u, /^(direct|baseline|listener)-/)) continue
+			add(name, substr(u, 1, RLENGTH - 1), substr(u, RLENGTH + 1), $i)
+		}
+		next
+	}
 	n = split(name, part, "/")
 	if (n < 2) next
 	path = part[2]
 	group = part[1]
 	for (i = 3; i <= n; i++) group = group "/" part[i]
-	sub(/^Benchmark/, "", group)
-	if (!(group in seen)) { seen[group] = 1; order[++groups] = group }
-	for (i = 3; i < NF; i += 2) {
-		k = group SUBSEP path SUBSEP $(i + 1)
-		sum[k] += $i
-		cnt[k]++
-		run[k, cnt[k]] = $i
-		units[group, $(i + 1)] = 1
-	}
+	for (i = 3; i < NF; i += 2) add(group, path, $(i + 1), $i)
 }
 function mean(g, p, u,   k) {
 	k = g SUBSEP p SUBSEP u

@@ -16,9 +16,13 @@ package listener
 //   - BenchmarkThroughput/{path}/streams={1,8}: each op sends 1 MiB on each
 //     stream to a sink; MB/s is the total over the streams, cpu-s/GiB the
 //     CPU time (user and kernel) the process spent per GiB moved.
-//   - BenchmarkCycle/{path}/clients={1,16,64}: each op is a whole short
-//     connection: dial, SOCKS5 greeting and CONNECT (none when direct),
-//     one byte echoed, close; cycles/s is the rate over all clients.
+//   - BenchmarkCycle/clients={1,16,64}: each op is a whole short
+//     connection on each path: dial, SOCKS5 greeting and CONNECT (none
+//     when direct), one byte echoed, close. The paths take turns in one
+//     benchmark, so that the load of shared cores falls on them alike,
+//     and each reports its figures with its name
+//     before the unit: {path}-cycles/s is the rate over all clients,
+//     {path}-allocs/op and {path}-B/op the allocations of the process.
 //   - BenchmarkIdleRelay/{path}: the server-side cost of an idle connection,
 //     measured in a process of its own (the relay, or for direct the echo
 //     target) while this one holds the clients' and the targets' ends:
@@ -66,9 +70,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/proxy"
 
 	"github.com/sockstap/sockstap/internal/relay"
 	"github.com/sockstap/sockstap/internal/sockstest"
+	"github.com/sockstap/sockstap/socks5"
 )
 
 const (
@@ -306,31 +312,76 @@ func send(c *net.TCPConn, data []byte, n int) error {
 }
 
 func BenchmarkCycle(b *testing.B) {
-	echo := sockstest.Serve(b, echoTarget)
-	for _, p := range benchPaths(b) {
-		b.Run(p.name, func(b *testing.B) {
-			for _, clients := range []int{1, 16, 64} {
-				b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
-					benchCycle(b, p, echo, clients)
-				})
-			}
+	paths := benchPaths(b)
+	// Each path its own target: the connections one leaves in TIME_WAIT
+	// do not crowd another's ports.
+	echoes := make([]*net.TCPAddr, len(paths))
+	for i := range paths {
+		echoes[i] = sockstest.Serve(b, echoTarget)
+	}
+	for _, clients := range []int{1, 16, 64} {
+		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+			benchCycles(b, paths, echoes, clients)
 		})
 	}
 }
 
-// benchCycle runs b.N cycles to echo along p, from clients goroutines at
-// once.
-func benchCycle(b *testing.B, p benchPath, echo *net.TCPAddr, clients int) {
+// cycleRounds is how many turns each path takes in BenchmarkCycle (see
+// benchCycles): a multiple of the paths, so that each path comes first,
+// second and last as often.
+const cycleRounds = 6
+
+// cycleStats is what a path's cycles took, summed over its turns.
+type cycleStats struct {
+	elapsed       time.Duration
+	cpu           cpuTime
+	allocs, bytes uint64
+}
+
+// benchCycles runs b.N cycles along each path, to its echo target, from
+// clients goroutines at once. The paths take turns, cycleRounds each
+// (with -benchtime 1s, turns of about 50 ms), each round beginning with
+// the next path, so that a change in the load of the shared cores, and a
+// path's connections still closing when its turn ends, fall on every path
+// alike. Each path reports its own figures, its name before the unit:
+// listener-cycles/s, baseline-user-ns/op...
+func benchCycles(b *testing.B, paths []benchPath, echoes []*net.TCPAddr, clients int) {
+	stats := make([]cycleStats, len(paths))
+	batch := max(clients, (b.N+cycleRounds-1)/cycleRounds)
+	b.ResetTimer()
+	for done, round := 0, 0; done < b.N; round++ {
+		n := min(batch, b.N-done)
+		for j := range paths {
+			i := (round + j) % len(paths)
+			require.NoError(b, stats[i].run(paths[i], echoes[i], clients, n))
+		}
+		done += n
+	}
+	b.StopTimer()
+	for i, p := range paths {
+		st, n := stats[i], float64(b.N)
+		b.ReportMetric(n/st.elapsed.Seconds(), p.name+"-cycles/s")
+		b.ReportMetric(float64(st.cpu.user)/n, p.name+"-user-ns/op")
+		b.ReportMetric(float64(st.cpu.sys)/n, p.name+"-sys-ns/op")
+		b.ReportMetric(float64(st.allocs)/n, p.name+"-allocs/op")
+		b.ReportMetric(float64(st.bytes)/n, p.name+"-B/op")
+	}
+}
+
+// run runs n cycles to echo along p, from clients goroutines at once, and
+// adds what they took to st: elapsed and CPU time, and the allocations of
+// the whole process (client, target and relay).
+func (st *cycleStats) run(p benchPath, echo *net.TCPAddr, clients, n int) error {
 	var next atomic.Int64
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
-	b.ReportAllocs()
-	b.ResetTimer()
+	var mem0, mem1 runtime.MemStats
+	runtime.ReadMemStats(&mem0)
 	start := time.Now()
 	cpu := startCPU()
-	for i := range clients {
+	for i := range min(clients, n) {
 		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
+			for next.Add(1) <= int64(n) {
 				if err := p.cycle(echo); err != nil {
 					errs[i] = err
 					return
@@ -340,10 +391,54 @@ func benchCycle(b *testing.B, p benchPath, echo *net.TCPAddr, clients int) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu.report(b)
-	b.StopTimer()
-	require.NoError(b, errors.Join(errs...))
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cycles/s")
+	used := startCPU()
+	runtime.ReadMemStats(&mem1)
+	st.elapsed += elapsed
+	st.cpu.user += used.user - cpu.user
+	st.cpu.sys += used.sys - cpu.sys
+	st.allocs += mem1.Mallocs - mem0.Mallocs
+	st.bytes += mem1.TotalAlloc - mem0.TotalAlloc
+	return errors.Join(errs...)
+}
+
+// BenchmarkRelayDial measures a relay's dial of an IP address through a
+// *net.Dialer, on loopback, the target accepting and closing: with the
+// context package net alone sees (dialContext: the listener's, a request
+// and a deadline), and with the context any other dialer gets (a timer's,
+// around a request's), which a dialer of another type forwarding to the
+// same *net.Dialer is given.
+func BenchmarkRelayDial(b *testing.B) {
+	target := sockstest.Serve(b, func(net.Conn) {})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	l := Wrap(ln, &Config{Dialer: &net.Dialer{}, Logger: slog.New(slog.DiscardHandler)})
+	b.Cleanup(func() { l.Close() })
+	ap := target.AddrPort()
+	s := &session{l: l, request: Request{Version: 5, Command: socks5.CmdConnect,
+		Target: socks5.Addr{IP: ap.Addr(), Port: ap.Port()}}}
+	s.req = &s.request
+	nd := &net.Dialer{}
+	for _, d := range []struct {
+		context string
+		dialer  proxy.ContextDialer
+	}{{"deadline", nd}, {"timer", forwardingDialer{nd}}} {
+		b.Run("context="+d.context, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := s.dial(d.dialer)
+				require.NoError(b, err)
+				c.Close()
+			}
+		})
+	}
+}
+
+// forwardingDialer is a dialer of a type of its own that forwards to a
+// *net.Dialer.
+type forwardingDialer struct{ d *net.Dialer }
+
+func (f forwardingDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return f.d.DialContext(ctx, network, address)
 }
 
 // cpuTime is the CPU time this process has used, in user and kernel mode.

@@ -3,6 +3,7 @@ package listener
 import (
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"golang.org/x/net/proxy"
@@ -241,6 +242,51 @@ type Config struct {
 	// and Tor's RESOLVE and RESOLVE_PTR. Nil means net.DefaultResolver.
 	Resolver *net.Resolver
 
+	// UDP ASSOCIATE (SOCKS5): see udp.go for how an association goes.
+
+	// UDP enables UDP ASSOCIATE. Off (false), the command is answered
+	// "command not supported". On, each association gets a relay socket
+	// on the IP address its control connection arrived on, takes
+	// datagrams from the client's address only, sends them on through a
+	// socket of UDPListener's after asking the policy about each new
+	// destination, and lives as long as its control connection (or until
+	// IdleTimeout passes with no datagram either way). A datagram to a
+	// new destination waits for its name's lookup (through Resolver) and
+	// the policy's answer, each bounded by DialTimeout, and the
+	// association's later datagrams wait behind it in the relay socket's
+	// buffer; both answers are then kept for the association.
+	UDP bool
+
+	// UDPAdvertise, when valid, is the address told to clients as the
+	// relay's (BND.ADDR), with the relay socket's port: the address a
+	// client behind NAT reaches this host at. The relay socket is still
+	// bound on the address the control connection arrived on.
+	UDPAdvertise netip.Addr
+
+	// UDPListener opens each association's outbound socket, which sends
+	// the client's datagrams to their destinations and receives their
+	// answers. It is called with network "udp" and address ":0", and a
+	// context that carries the request ([FromContext]), bounded by
+	// DialTimeout. A SOCKS client's Dialer
+	// ([github.com/sockstap/sockstap/dialer.Dialer]) sends them through
+	// an upstream SOCKS5 proxy; a [PacketListenerFunc] chooses the local
+	// address per client or per user. Nil means a *net.ListenConfig: a
+	// socket on the unspecified address, which reaches any destination.
+	UDPListener PacketListener
+
+	// UDPFilter says whose datagrams an association passes back to its
+	// client; the zero value passes those of the addresses and ports the
+	// client has sent to, and only those. See [UDPFilter].
+	UDPFilter UDPFilter
+
+	// MaxAssociations limits the UDP associations under way at once, and
+	// MaxAssociationsPerClient those of one client (an IPv4 address or
+	// an IPv6 /64). A request over a limit is answered "general
+	// failure". Zero means 1024 and 64; a negative value, no limit. Each
+	// association holds two sockets, three goroutines and 128 KiB of
+	// buffers (a datagram may be 64 KiB long).
+	MaxAssociations, MaxAssociationsPerClient int
+
 	// Logger receives a record for each SOCKS session, with the keys
 	// client, user, version, cmd, target, decision, reason, reply,
 	// bytes_up, bytes_down, datagrams_up, datagrams_down (when not
@@ -274,6 +320,9 @@ const (
 	DefaultMaxHandshakes          = 1024
 	DefaultMaxHandshakesPerClient = 64
 	DefaultHandshakeGrace         = 2 * time.Second
+
+	DefaultMaxAssociations          = 1024
+	DefaultMaxAssociationsPerClient = 64
 )
 
 // withDefaults returns a copy of c with every unset field at its default.
@@ -298,6 +347,12 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MaxHandshakesPerClient == 0 {
 		d.MaxHandshakesPerClient = DefaultMaxHandshakesPerClient
+	}
+	if d.MaxAssociations == 0 {
+		d.MaxAssociations = DefaultMaxAssociations
+	}
+	if d.MaxAssociationsPerClient == 0 {
+		d.MaxAssociationsPerClient = DefaultMaxAssociationsPerClient
 	}
 	return d
 }

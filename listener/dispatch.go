@@ -59,6 +59,9 @@ var commandTable = map[socks5.Command]command{
 	socks5.CmdBind:       {socks4: true, enabled: func(c *Config) bool { return c.Bind }, serve: (*session).bind},
 	socks5.CmdResolve:    {enabled: func(c *Config) bool { return c.Resolve }, serve: (*session).resolve},
 	socks5.CmdResolvePTR: {enabled: func(c *Config) bool { return c.Resolve }, serve: (*session).resolvePTR},
+
+	// UDP ASSOCIATE: udp.go.
+	socks5.CmdUDPAssociate: {enabled: func(c *Config) bool { return c.UDP }, serve: (*session).associate},
 }
 
 // commands returns the commands of table that c enables: the listener's

@@ -32,8 +32,8 @@
 // Safe by default: with no Config, only clients on loopback are served,
 // every CONNECT is tapped (nothing is relayed without a Dialer), and
 // commands other than CONNECT are answered "command not supported" until
-// the program enables them: BIND (Config.Bind), Tor's RESOLVE and
-// RESOLVE_PTR (Config.Resolve). SOCKS4 user ids can be checked with the
+// the program enables them: BIND (Config.Bind), UDP ASSOCIATE
+// (Config.UDP), Tor's RESOLVE and RESOLVE_PTR (Config.Resolve). SOCKS4 user ids can be checked with the
 // client host's identd (Config.Identd).
 // Handshakes that stall are shed before quick ones are refused, and
 // password guessing is braked ([AuthLimit]).
@@ -53,4 +53,13 @@
 // limits, the records and [Conn.RemoteAddr] see the real client; and
 // [Listener.Shutdown] (or [Serve], with Config.DrainTimeout) stops
 // accepting and lets the relays under way finish.
+//
+// UDP ASSOCIATE (SOCKS5, RFC 1928 section 7), on with Config.UDP: each
+// association gets a relay socket on the address its control connection
+// arrived on, takes datagrams from its client's address only, asks the
+// policy about each new destination, sends them on through
+// Config.UDPListener (which may be an upstream SOCKS5 server's
+// association), passes back only the answers Config.UDPFilter lets
+// through (by default, from the addresses and ports the client has sent
+// to), and ends with its control connection.
 package listener

@@ -59,6 +59,8 @@ type Listener struct {
 	hs        handshakes         // under way
 	perClient map[netip.Addr]int // handshakes under way by clientKey
 
+	assoc associations // UDP associations under way (udp.go)
+
 	wg sync.WaitGroup // the accept loop and every connection's goroutine
 
 	accepted, refused, tapped atomic.Uint64 // Stats' counts
@@ -370,7 +372,10 @@ func (l *Listener) serve() {
 			c.Close()
 			continue
 		}
-		l.wg.Go(func() { l.handle(t) })
+		// Not wg.Go, whose closure would be a second one per connection:
+		// handle calls wg.Done.
+		l.wg.Add(1)
+		go l.handle(t)
 	}
 }
 

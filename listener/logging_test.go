@@ -70,15 +70,25 @@ func (c *capture) all(msg string) []logged {
 // sockstest.Timeout.
 func (c *capture) wait(t *testing.T, msg string) logged {
 	t.Helper()
+	return c.waitFor(t, msg, "", "")
+}
+
+// waitFor returns the first record with message msg whose attribute key
+// is value (any record, when key is empty), waiting for it at most
+// sockstest.Timeout.
+func (c *capture) waitFor(t *testing.T, msg, key, value string) logged {
+	t.Helper()
 	deadline := time.After(sockstest.Timeout)
 	for {
-		if got := c.all(msg); len(got) > 0 {
-			return got[0]
+		for _, l := range c.all(msg) {
+			if key == "" || l.attrs[key].String() == value {
+				return l
+			}
 		}
 		select {
 		case <-c.changed:
 		case <-deadline:
-			t.Fatalf("no %q record in time", msg)
+			t.Fatalf("no %q record with %s=%q in time", msg, key, value)
 		}
 	}
 }
@@ -157,18 +167,12 @@ func TestLoggerGetsEverything(t *testing.T) {
 	events(t, &Config{Policy: panicky, Logger: slog.New(mine)})
 	mine.wait(t, "socks accept")
 	mine.wait(t, "socks panic")
-	tap := mine.wait(t, "socks")
-	assert.Equal(t, "tap", tap.attrs["decision"].String())
+	tap := mine.waitFor(t, "socks", "decision", "tap")
 	r, ok := FromContext(tap.ctx)
 	require.True(t, ok, "the record's context carries no request")
 	assert.Equal(t, "tapped.test:80", r.Target.String())
-	fail := mine.all("socks")
-	var cause error
-	for _, l := range fail {
-		if l.attrs["decision"].String() == "fail" {
-			cause, _ = l.attrs["cause"].Any().(error)
-		}
-	}
+	fail := mine.waitFor(t, "socks", "decision", "fail")
+	cause, _ := fail.attrs["cause"].Any().(error)
 	require.Error(t, cause, "the panicked session's record has an error for cause: %v", fail)
 	assert.Empty(t, def.all("socks accept"))
 	assert.Empty(t, def.all("socks panic"))

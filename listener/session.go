@@ -40,13 +40,19 @@ type session struct {
 	authRepeat  bool
 
 	// After the handshake:
-	req  *Request
+	req  *Request      // &request, once the handshake has read it
 	data net.Conn      // the tunnel's inside: conn, or a method's stream over it
 	rd   *bufio.Reader // reads data; what it buffered is the client's, to replay
-	// replyFn sends a reply in the request's version: err nil for
-	// success, or why not; it returns the code sent.
-	replyFn func(err error, bound socks5.Addr) (fmt.Stringer, error)
+	// replyFn sends a reply in the request's version: the handshake's
+	// session.
+	replyFn replier
 	replies int // replies sent
+
+	// Held in the session, which is allocated anyway, rather than each
+	// in an allocation of its own: the request, and the stream the
+	// handshake runs on.
+	request Request
+	rw      rwPair
 
 	peekUntil time.Time // the end of Tap's peek
 
@@ -70,15 +76,33 @@ func (s *session) serve(version byte) {
 	err := s.handshake(version)
 	s.rec.Handshake = time.Since(s.rec.Start)
 	if l.endHandshake(&s.hs) {
+		s.dropReader()
 		s.rec.Decision, s.rec.Reason = DecisionDrop, "stalled handshake shed: too many handshakes"
 		s.end()
 		return
 	}
 	if err != nil {
+		s.dropReader()
 		s.handshakeFailed(err)
 		return
 	}
 	s.dispatch()
+}
+
+// dropReader lets go of the handshake's read-ahead buffer, once what it
+// buffered has been copied out (peek.FromReader) or is not wanted. It
+// goes back to the pool when nothing else can read through it or hold
+// its bytes: the tunnel is the connection itself, not an authentication
+// method's stream over the buffer (nor a handshake's that failed while a
+// method may have had one), and Tap's peek has returned none of them.
+func (s *session) dropReader() {
+	br := s.br
+	plain := s.rd == br || s.rd == nil && !s.l.methodsWait
+	if br != nil && plain && s.peekUntil.IsZero() {
+		s.rw = rwPair{}
+		putReader(br)
+	}
+	s.br, s.rd = nil, nil
 }
 
 // recoverPanic, deferred on the connection's goroutine, recovers a panic:
@@ -157,11 +181,11 @@ func (s *session) handshake(version byte) error {
 			ctx = context.WithValue(ctx, sessionKey{}, s)
 		}
 	}
-	rw := &rwPair{s.br, s.conn}
+	s.rw = rwPair{s.br, s.conn}
 	if version == 5 {
-		return s.handshake5(ctx, rw)
+		return s.handshake5(ctx, &s.rw)
 	}
-	return s.handshake4(ctx, rw)
+	return s.handshake4(ctx, &s.rw)
 }
 
 // handshakeFailed ends the session of a handshake that failed with err.
@@ -186,7 +210,7 @@ func (s *session) handshake5(ctx context.Context, rw *rwPair) error {
 	if err != nil {
 		return err
 	}
-	s.req = &Request{
+	s.request = Request{
 		Version:       5,
 		Command:       sess.Request.Command,
 		Target:        sess.Request.Addr,
@@ -196,15 +220,13 @@ func (s *session) handshake5(ctx context.Context, rw *rwPair) error {
 		Client:        s.rec.Client,
 		Local:         s.conn.LocalAddr(),
 	}
+	s.req = &s.request
 	s.data, s.rd = s.conn, s.br
 	if sess.Stream != io.ReadWriter(rw) {
 		sc := &streamConn{Conn: s.conn, rw: sess.Stream}
 		s.data, s.rd = sc, bufio.NewReaderSize(sc, readAhead)
 	}
-	s.replyFn = func(err error, bound socks5.Addr) (fmt.Stringer, error) {
-		code := reply5(err)
-		return code, sess.Reply(code, bound)
-	}
+	s.replyFn = (*replier5)(sess)
 	return nil
 }
 
@@ -218,7 +240,7 @@ func (s *session) handshake4(ctx context.Context, rw *rwPair) error {
 	if q.Host == "" {
 		target.IP = q.IP
 	}
-	s.req = &Request{
+	s.request = Request{
 		Version: 4,
 		// The code as sent: SOCKS4's CONNECT and BIND are SOCKS5's, and
 		// dispatch refuses any other before it reaches a command.
@@ -229,16 +251,39 @@ func (s *session) handshake4(ctx context.Context, rw *rwPair) error {
 		Client:  s.rec.Client,
 		Local:   s.conn.LocalAddr(),
 	}
+	s.req = &s.request
 	s.data, s.rd = s.conn, s.br
-	s.replyFn = func(err error, bound socks5.Addr) (fmt.Stringer, error) {
-		code := socks4.ReplyFor(err)
-		ap, _ := bound.AddrPort()
-		if !ap.Addr().Is4() {
-			ap = netip.AddrPort{}
-		}
-		return code, sess.Reply(code, ap)
-	}
+	s.replyFn = (*replier4)(sess)
 	return nil
+}
+
+// A replier sends a reply to the request in its version: err nil for
+// success, or why not; it returns the code sent.
+type replier interface {
+	reply(err error, bound socks5.Addr) (fmt.Stringer, error)
+}
+
+// replier5 and replier4 are the handshakes' sessions as repliers: a
+// conversion, where a closure over them would cost an allocation.
+type (
+	replier5 socks5.Session
+	replier4 socks4.Session
+)
+
+func (r *replier5) reply(err error, bound socks5.Addr) (fmt.Stringer, error) {
+	code := reply5(err)
+	return code, (*socks5.Session)(r).Reply(code, bound)
+}
+
+// reply sends bound as an IPv4 address, the only kind SOCKS4 has, and
+// 0.0.0.0 for any other.
+func (r *replier4) reply(err error, bound socks5.Addr) (fmt.Stringer, error) {
+	code := socks4.ReplyFor(err)
+	ap, _ := bound.AddrPort()
+	if !ap.Addr().Is4() {
+		ap = netip.AddrPort{}
+	}
+	return code, (*socks4.Session)(r).Reply(code, ap)
 }
 
 // reply5 is the SOCKS5 reply code for err: a policy's denial is "not
@@ -272,7 +317,7 @@ func (c *streamConn) Write(p []byte) (int, error) { return c.rw.Write(p) }
 func (s *session) reply(err error, bound socks5.Addr) error {
 	s.conn.SetWriteDeadline(time.Now().Add(s.l.cfg.HandshakeTimeout))
 	defer s.conn.SetWriteDeadline(time.Time{})
-	code, werr := s.replyFn(err, bound)
+	code, werr := s.replyFn.reply(err, bound)
 	s.rec.Reply = code
 	s.replies++
 	if werr != nil && s.rec.Cause == nil {

@@ -105,6 +105,9 @@ func (a Addr) Network() string { return "socks" }
 
 // String returns "host:port", with IPv6 addresses in brackets.
 func (a Addr) String() string {
+	if a.Name == "" && a.IP.IsValid() {
+		return netip.AddrPortFrom(a.IP, a.Port).String() // one allocation, where joining is two
+	}
 	return net.JoinHostPort(a.Host(), strconv.Itoa(int(a.Port)))
 }
 

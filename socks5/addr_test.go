@@ -3,6 +3,7 @@ package socks5_test
 import (
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -233,4 +234,15 @@ func TestEncodeBadAddr(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, b, 4+1+255+2)
 	assert.Equal(t, byte(255), b[4])
+}
+
+// TestAddrStringIP checks that an IP address's String is host and port
+// joined as net.JoinHostPort joins them, in every form an IP takes.
+func TestAddrStringIP(t *testing.T) {
+	for _, ip := range []string{"192.0.2.1", "0.0.0.0", "::1", "2001:db8::2", "::ffff:192.0.2.1", "fe80::1%eth0"} {
+		for _, port := range []uint16{0, 80, 65535} {
+			a := socks5.Addr{IP: netip.MustParseAddr(ip), Port: port}
+			assert.Equal(t, net.JoinHostPort(ip, strconv.Itoa(int(port))), a.String())
+		}
+	}
 }

@@ -5,7 +5,7 @@
 //
 //	go run ./examples/gateway [-listen 127.0.0.1:1080] [-user name -pass secret]
 //		[-upstream socks5h://host:port]... [-route hosts=url]... [-tap=false] [-cache 64MiB]
-//		[-bind] [-resolve] [-identd]
+//		[-bind] [-resolve] [-identd] [-udp [-udp-out ip]]
 //		[-drain 30s] [-proxyproto 127.0.0.1/32] [-metrics 127.0.0.1:9101]
 //
 // It serves clients on loopback. With -user and -pass, clients must
@@ -36,6 +36,8 @@
 //	-bind     BIND (SOCKS4 and SOCKS5): accept one connection for the client
 //	-resolve  Tor's RESOLVE and RESOLVE_PTR (SOCKS5): tor-resolve works
 //	-identd   check SOCKS4 user ids with the client host's identd (RFC 1413)
+//	-udp      UDP ASSOCIATE (SOCKS5); datagrams leave from -udp-out's address
+//	          (any, by default)
 //
 // On SIGTERM or an interrupt it stops accepting connections; with -drain
 // it lets what is under way (SOCKS relays, HTTP requests and tunnels)
@@ -58,6 +60,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -92,6 +95,8 @@ type options struct {
 	bind       bool
 	resolve    bool
 	identd     bool
+	udp        bool
+	udpOut     string
 	drain      time.Duration
 	proxyproto string
 	metrics    string
@@ -112,6 +117,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.bind, "bind", false, "serve BIND (SOCKS4 and SOCKS5)")
 	fs.BoolVar(&o.resolve, "resolve", false, "serve Tor's RESOLVE and RESOLVE_PTR (SOCKS5)")
 	fs.BoolVar(&o.identd, "identd", false, "check SOCKS4 user ids with the client host's identd (RFC 1413, port 113)")
+	fs.BoolVar(&o.udp, "udp", false, "serve UDP ASSOCIATE (SOCKS5)")
+	fs.StringVar(&o.udpOut, "udp-out", "", "the local `ip` relayed datagrams leave from (default any)")
 	fs.DurationVar(&o.drain, "drain", 0, "when told to stop, let what is under way finish for this `long` before closing it")
 	fs.StringVar(&o.proxyproto, "proxyproto", "", "read a PROXY protocol header (v1 or v2) from the balancers in these `networks` (CIDR, comma-separated), and require one from them")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this `address`, at /metrics")
@@ -184,6 +191,17 @@ func socksConfig(o *options, logger *slog.Logger) (*listener.Config, error) {
 	}
 	cfg := &listener.Config{Logger: logger, ProxyProtocol: pp}
 	cfg.Bind, cfg.Resolve, cfg.Identd = o.bind, o.resolve, o.identd
+	cfg.UDP = o.udp
+	if o.udpOut != "" {
+		out, err := netip.ParseAddr(o.udpOut)
+		if err != nil || !o.udp {
+			return nil, fmt.Errorf("-udp-out wants an IP address, and -udp: %q", o.udpOut)
+		}
+		cfg.UDPListener = listener.PacketListenerFunc(func(ctx context.Context, _, _ string) (net.PacketConn, error) {
+			var lc net.ListenConfig
+			return lc.ListenPacket(ctx, "udp", netip.AddrPortFrom(out, 0).String())
+		})
+	}
 	if !o.tap {
 		cfg.Tap = relayAll
 	}
@@ -212,7 +230,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		return err
 	}
 	logger.Info("gateway listening", "addr", ln.Addr().String(), "auth", o.user != "",
-		"tap", o.tap, "cache", o.cache.String(), "upstreams", len(o.upstreams), "routes", len(o.routes))
+		"udp", o.udp, "tap", o.tap, "cache", o.cache.String(), "upstreams", len(o.upstreams), "routes", len(o.routes))
 	if ready != nil {
 		ready(ln.Addr())
 	}

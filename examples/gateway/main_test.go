@@ -128,6 +128,53 @@ func TestGatewayRelays(t *testing.T) {
 	}, sockstest.Timeout, time.Millisecond, "a log record for the relay")
 }
 
+// TestGatewayUDP: with -udp, the gateway relays datagrams; without, it
+// answers UDP ASSOCIATE "command not supported".
+func TestGatewayUDP(t *testing.T) {
+	echo := sockstest.EchoUDP(t)
+	associate := func(addr string) (*net.TCPConn, socks5.Addr, error) {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(sockstest.Timeout))
+		bound, _, err := socks5.ClientHandshake(context.Background(), c,
+			socks5.Request{Command: socks5.CmdUDPAssociate, Addr: socks5.Addr{IP: netip.IPv4Unspecified()}})
+		return c.(*net.TCPConn), bound, err
+	}
+
+	off, _ := start(t)
+	_, _, err := associate(off)
+	re, ok := errors.AsType[*socks5.ReplyError](err)
+	require.True(t, ok, "%v", err)
+	assert.Equal(t, socks5.CommandNotSupported, re.Reply)
+
+	addr, logs := start(t, "-udp", "-udp-out", "127.0.0.1")
+	ctrl, bound, err := associate(addr)
+	require.NoError(t, err)
+	relay, ok := bound.AddrPort()
+	require.True(t, ok)
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(sockstest.Timeout))
+	msg, err := socks5.Datagram{Addr: socks5.AddrFromAddrPort(echo.AddrPort()), Payload: []byte("a datagram")}.AppendBinary(nil)
+	require.NoError(t, err)
+	_, err = pc.WriteToUDPAddrPort(msg, relay)
+	require.NoError(t, err)
+	buf := make([]byte, 512)
+	n, err := pc.Read(buf)
+	require.NoError(t, err)
+	d, err := socks5.ParseDatagram(buf[:n])
+	require.NoError(t, err)
+	assert.Equal(t, "a datagram", string(d.Payload))
+	assert.Equal(t, echo.String(), d.Addr.String())
+	ctrl.Close()
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "decision=associate") &&
+			strings.Contains(logs.String(), "datagrams_up=1")
+	}, sockstest.Timeout, time.Millisecond, "a log record for the association")
+}
+
 func TestGatewayAuth(t *testing.T) {
 	echo := sockstest.Echo(t)
 	addr, logs := start(t, "-user", "alice", "-pass", "s3cret")
@@ -173,6 +220,8 @@ func TestGatewayFlags(t *testing.T) {
 		{"-route", "10.0.0.0/33=direct"},
 		{"-route", "a=direct", "-route", "a=socks5h://127.0.0.1:1080"},
 		{"-proxyproto", "x"},
+		{"-udp-out", "127.0.0.1"},
+		{"-udp", "-udp-out", "localhost"},
 	} {
 		err := run(context.Background(), args, io.Discard, nil)
 		assert.Error(t, err, "%q", args)

@@ -28,16 +28,17 @@ func nodeSocksDir() string {
 
 // NodeSocksOptions says what a run of npm's socks client asks for.
 type NodeSocksOptions struct {
-	Command string // "connect" or "bind"; the script says which it drives
+	Command string // "connect", "bind" or "associate"; the script says which it drives
 	Version int    // 4 or 5
 	Proxy   string // the SOCKS server, "host:port"
-	Dest    string // the destination, "host:port": the target, or BIND's expected peer
+	Dest    string // the destination, "host:port": the target, BIND's expected peer, or where ASSOCIATE's datagrams go
 	UserID  string // SOCKS4's USERID; empty sends none
 }
 
 // A NodeEvent is what npm's socks client reports: "bound" (BIND's first
-// reply), "established" (the tunnel is open), "error"; Host and Port are
-// the reply's address, when it has one.
+// reply), "established" (the tunnel is open), "datagram" (ASSOCIATE: an
+// answer came), "error"; Host and Port are the reply's address, when it
+// has one, or the datagram's sender.
 type NodeEvent struct {
 	Event   string `json:"event"`
 	Host    string `json:"host"`
@@ -53,7 +54,9 @@ func (e NodeEvent) String() string {
 // NodeSocks is a run of npm's socks client (SocksClient), driven by the
 // script in internal/interop/node/socks. Once the tunnel is open, what is
 // written to Stdin goes through it, and Stdin's Close half-closes it;
-// Output returns what came back, once the program has ended.
+// Output returns what came back, once the program has ended. Through an
+// association, each line written to Stdin is a datagram, and each answer
+// a line of Output; Stdin's Close ends the association.
 type NodeSocks struct {
 	Stdin io.WriteCloser
 
