@@ -114,9 +114,10 @@ func (c *Cache) serve(ex *exchange, ctx context.Context) {
 	sent := c.clock()
 	resp, err := ex.roundTrip(out)
 	if err != nil {
-		if stored != nil && ex.r.Context().Err() == nil && httpcache.MayServeStale(stored.Header, r.Header) {
+		if stored != nil && ex.r.Context().Err() == nil && !refusedByPolicy(err) && httpcache.MayServeStale(stored.Header, r.Header) {
 			// The origin cannot be reached: a stale response, where
-			// nothing forbids it (RFC 9111, section 4.2.4).
+			// nothing forbids it (RFC 9111, section 4.2.4). A policy
+			// that refused the address is not an origin out of reach.
 			ex.cache = CacheStale
 			ex.err = err
 			c.answer(ex, stored, c.clock())

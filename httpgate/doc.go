@@ -6,9 +6,11 @@
 // destination is the SOCKS request's target, never the Host field. It
 // sends requests on through any proxy.ContextDialer (directly, or through
 // SOCKS peers, chains and routes from package dialer), asks the
-// listener's [listener.Policy] about each destination, logs an access
-// record per request, and can keep a shared cache (RFC 9111) that answers
-// fresh hits without contacting the origin.
+// listener's [listener.Policy] about each destination when the request
+// arrives and, when it connects from its own host, about each address it
+// connects to (the DNS rebinding guard, [listener.GuardDialer]), logs an
+// access record per request, and can keep a shared cache (RFC 9111) that
+// answers fresh hits without contacting the origin.
 //
 // It behaves as RFC 9110 asks of a proxy: hop-by-hop fields, and those
 // that Connection names, are removed both ways, on 1xx responses too; Via
@@ -22,7 +24,8 @@
 //
 // Every wait on a peer is bounded: a dial, a response's header, each
 // piece of a body either way (a sender that stalls mid-body is cut off,
-// and the access record says so), an idle tunnel.
+// and the access record says so), each write to a client that stops
+// reading its response, an idle tunnel.
 //
 // [Server] makes one port a whole proxy: SOCKS 4, 4a and 5 relayed, the
 // HTTP forward proxy, and HTTP through SOCKS tapped into the gateway.

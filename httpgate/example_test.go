@@ -46,7 +46,9 @@ func ExampleServer() {
 }
 
 // A policy learns from its context how an HTTP proxy client came: its
-// listener.Request, made up for the policy, has no SOCKS version.
+// listener.Request, made up for the policy, has no SOCKS version. The
+// policy is asked when the request arrives, and again about the address
+// the gateway connects to.
 func ExampleArrivalFromContext() {
 	origin, _ := net.Listen("tcp", "127.0.0.1:0")
 	go http.Serve(origin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -62,7 +64,11 @@ func ExampleArrivalFromContext() {
 			if a, ok := httpgate.ArrivalFromContext(ctx); ok {
 				how = a.String()
 			}
-			fmt.Printf("%s client, SOCKS version %d\n", how, r.Version)
+			when := "the request arrives"
+			if r.DialedIP.IsValid() {
+				when = "dialing " + r.DialedIP.String()
+			}
+			fmt.Printf("%s client, SOCKS version %d: %s\n", how, r.Version, when)
 			return listener.DefaultPolicy(ctx, r)
 		},
 	}
@@ -76,5 +82,6 @@ func ExampleArrivalFromContext() {
 	}
 	resp.Body.Close()
 	// Output:
-	// http-proxy client, SOCKS version 0
+	// http-proxy client, SOCKS version 0: the request arrives
+	// http-proxy client, SOCKS version 0: dialing 127.0.0.1
 }

@@ -39,6 +39,10 @@ type exchange struct {
 	closed   bool // the connection was taken over (hijacked)
 
 	tunnels *tunnels // where the exchange's tunnel is counted, if it became one
+
+	rc              *http.ResponseController // the client's; see controller
+	armed           time.Time                // when armWrite last set the client's write deadline
+	noWriteDeadline bool                     // the client's writer cannot set one
 }
 
 // release ends what the exchange holds once its record is written.
@@ -225,13 +229,19 @@ func remoteAddr(r *http.Request) net.Addr {
 	return net.TCPAddrFromAddrPort(ap)
 }
 
-// deny answers a policy's refusal: 403 with its reason.
+// deny answers a policy's refusal when the request arrived: 403 with its
+// reason.
 func (ex *exchange) deny(err error) {
-	reason := err.Error()
+	ex.fail(http.StatusForbidden, denialReason(err), nil)
+}
+
+// denialReason is what the client and the record are told of a policy's
+// refusal.
+func denialReason(err error) string {
 	if d, ok := errors.AsType[*listener.Denial](err); ok {
-		reason = "denied: " + d.Reason
+		return "denied: " + d.Reason
 	}
-	ex.fail(http.StatusForbidden, reason, nil)
+	return err.Error()
 }
 
 // fail answers the client with code and reason, for the gateway's own
@@ -245,6 +255,7 @@ func (ex *exchange) fail(code int, reason string, cause error) {
 	if code == http.StatusBadGateway || code == http.StatusGatewayTimeout {
 		h.Set("Proxy-Status", ex.st.via+`; error=`+proxyStatusError(code, cause)+`; details="`+quoteDetails(reason)+`"`)
 	}
+	ex.armWrite()
 	ex.w.WriteHeader(code)
 	fmt.Fprintf(ex.w, "%d %s: %s\n", code, http.StatusText(code), reason)
 }
@@ -253,8 +264,10 @@ func (ex *exchange) fail(code int, reason string, cause error) {
 // it timed out, 403 when the policy refused the address dialed, 502
 // otherwise.
 func (ex *exchange) upstreamError(err error) {
-	if d, ok := errors.AsType[*listener.Denial](err); ok {
-		ex.deny(d)
+	if denial, ok := deniedAtDial(err); ok {
+		reason := denialReason(denial)
+		ex.w.Header().Set("Proxy-Status", ex.st.via+`; error=destination_ip_prohibited; details="`+quoteDetails(reason)+`"`)
+		ex.fail(http.StatusForbidden, reason, err)
 		return
 	}
 	if se := ex.bodyWatch.stall(); se != nil {
@@ -319,6 +332,9 @@ func (ex *exchange) finish() {
 		rec.User = ex.req.User
 		if ex.req.Client != nil {
 			rec.Client = ex.req.Client
+		}
+		if ex.arrival.tapped() {
+			rec.SOCKS = ex.req
 		}
 	}
 	if ex.body != nil {

@@ -2,12 +2,14 @@ package httpgate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -154,6 +156,7 @@ func (ex *exchange) informational(code int, header textproto.MIMEHeader) error {
 	for k, v := range hh {
 		h[k] = v
 	}
+	ex.armWrite()
 	ex.w.WriteHeader(code)
 	clear(h)
 	for k, v := range saved {
@@ -215,6 +218,11 @@ func (ex *exchange) writeResponse(code int, header http.Header, body io.Reader, 
 		// told "identity": then it closes the connection after it.
 		h["Transfer-Encoding"] = []string{"identity"}
 	}
+	// The server writes what is left (the head of a response without a
+	// body, the end of a chunked one, trailers) once the handler returns:
+	// bounded from then.
+	defer ex.armWrite()
+	ex.armWrite()
 	ex.w.WriteHeader(code)
 	if body == nil {
 		if tee != nil {
@@ -279,19 +287,20 @@ func (ex *exchange) copyBody(body io.Reader, flush bool, tee bodySink) (complete
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
-	rc := http.NewResponseController(ex.w)
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if tee != nil {
 				tee.Write(buf[:n])
 			}
-			if _, werr := ex.w.Write(buf[:n]); werr != nil {
-				ex.err = werr
-				return false, nil
+			ex.armWrite()
+			_, werr := ex.w.Write(buf[:n])
+			if werr == nil && flush {
+				werr = ex.controller().Flush()
 			}
-			if flush {
-				rc.Flush()
+			if werr != nil {
+				ex.clientWriteFailed(werr)
+				return false, nil
 			}
 		}
 		if rerr == io.EOF {
@@ -300,5 +309,42 @@ func (ex *exchange) copyBody(body io.Reader, flush bool, tee bodySink) (complete
 		if rerr != nil {
 			return false, rerr
 		}
+	}
+}
+
+// controller returns the client's response controller.
+func (ex *exchange) controller() *http.ResponseController {
+	if ex.rc == nil {
+		ex.rc = http.NewResponseController(ex.w)
+	}
+	return ex.rc
+}
+
+// armWrite gives the next write to the client ClientWriteTimeout, on a
+// connection whose writes can have a deadline. It renews the deadline at
+// most every sixteenth of the timeout (setting one costs about as much
+// as the rest of a small response's bookkeeping): a write is given at
+// least fifteen sixteenths of it.
+func (ex *exchange) armWrite() {
+	d := ex.st.clientWrite
+	if d <= 0 || ex.noWriteDeadline {
+		return
+	}
+	now := time.Now()
+	if !ex.armed.IsZero() && now.Sub(ex.armed) < d/16 {
+		return
+	}
+	ex.armed = now
+	if err := ex.controller().SetWriteDeadline(now.Add(d)); err != nil {
+		ex.noWriteDeadline = true
+	}
+}
+
+// clientWriteFailed notes why a write to the client failed: the client
+// took nothing for ClientWriteTimeout, or its connection ended.
+func (ex *exchange) clientWriteFailed(err error) {
+	ex.err = err
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		ex.reason = "the client took nothing of the response for " + ex.st.clientWrite.String()
 	}
 }

@@ -26,10 +26,27 @@ type Gateway struct {
 	// Dialer connects to destinations: origin servers, CONNECT targets,
 	// the targets of tapped SOCKS streams. Nil is a *net.Dialer; a SOCKS
 	// peer, a chain or a route table from package dialer makes the
-	// gateway a translating proxy. The policy is asked at dial time about
-	// the address connected to. The context of each dial carries the
+	// gateway a translating proxy. The context of each dial carries the
 	// client's *listener.Request and how it arrived
 	// ([ArrivalFromContext]).
+	//
+	// When Dialer is nil or a *net.Dialer, the gateway connects from its
+	// own host, and dials through [listener.GuardDialer]: the policy is
+	// asked again about each address connected to, after the name is
+	// resolved, so that a name which resolves to an allowed address when
+	// the request arrives and to a denied one when it is dialed (DNS
+	// rebinding) is refused (403, see Policy). Any other dialer places its
+	// connections itself, and the gateway does not resolve names for it:
+	// through a socks5h peer the name goes to the peer, which resolves it
+	// in its own network and applies its own policy (a privacy proxy in
+	// front of Tor leaks no lookup, and reaches .onion names); the policy
+	// is asked about such a destination only as the request named it.
+	// To guard one all the same, resolving names here, give the gateway
+	// listener.GuardDialer(d, policy) as its Dialer; a dialer.Router that
+	// dials some destinations directly guards those with a Direct of
+	// listener.GuardDialer(nil, policy). (A [Server] relays the SOCKS
+	// streams it does not tap through the same Dialer, checked as a
+	// listener checks its relays: see listener.Config.Dialer.)
 	Dialer proxy.ContextDialer
 
 	// Transport, when set, sends ordinary requests (not CONNECT, not
@@ -37,12 +54,17 @@ type Gateway struct {
 	// Its requests' contexts carry the client's *listener.Request
 	// ([listener.FromContext]) and how it arrived
 	// ([ArrivalFromContext]); the policy is asked only when each request
-	// arrives.
+	// arrives: the transport's dials are its own (a DialContext of
+	// listener.GuardDialer's guards them).
 	Transport http.RoundTripper
 
 	// Policy decides which destinations a client may reach, as it does
 	// for a listener: asked when a request arrives, with the request's
-	// destination as Target, and at dial time. Nil is
+	// destination as Target, and again at dial time, with
+	// [listener.Request.DialedIP] set, for each address the gateway
+	// connects to itself (see Dialer). A refusal either time is answered
+	// 403 with the policy's reason; at dial time the response's
+	// Proxy-Status says destination_ip_prohibited (RFC 9209). Nil is
 	// [listener.DefaultPolicy]. A forward-proxy client's Request has
 	// Version 0, Command CONNECT, the destination as Target, and the
 	// proxy-authenticated user, if any; its context tells how the client
@@ -107,6 +129,18 @@ type Gateway struct {
 	// slow to take what was sent. Zero means 2 minutes; negative, never.
 	BodyIdleTimeout time.Duration
 
+	// ClientWriteTimeout bounds each write to the client: a client that
+	// takes nothing of what the gateway sends it (a response's head, a
+	// piece of its body) for that long is cut off, its connection closed
+	// and the upstream response let go, and the record says so. The clock
+	// runs only while a write waits for the client, so a slow client that
+	// keeps reading is served however long the response takes. Zero means
+	// 2 minutes; negative, never. It needs a ResponseWriter that can set
+	// write deadlines (http.ResponseController), as net/http's can; the
+	// deadline is renewed at most every sixteenth of the timeout, so a
+	// write is given at least fifteen sixteenths of it.
+	ClientWriteTimeout time.Duration
+
 	// IdleTimeout closes a tunnel (CONNECT, an upgraded connection) when
 	// nothing has moved either way for that long. Zero means 10 minutes;
 	// negative, never.
@@ -129,6 +163,7 @@ const (
 	DefaultDialTimeout           = 30 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second
 	DefaultBodyIdleTimeout       = 2 * time.Minute
+	DefaultClientWriteTimeout    = 2 * time.Minute
 	DefaultIdleTimeout           = 10 * time.Minute
 )
 
@@ -137,11 +172,13 @@ type state struct {
 	via         string
 	realm       string
 	policy      listener.Policy
-	dialer      proxy.ContextDialer
+	dialer      proxy.ContextDialer // Dialer, or a *net.Dialer: what the Server's listener relays through
+	out         proxy.ContextDialer // dialer, through the policy's dial-time check when it dials directly
 	logger      *slog.Logger
 	dialTimeout time.Duration
 	idle        time.Duration // a tunnel's; 0 is never
 	bodyIdle    time.Duration // a response body's; 0 is never
+	clientWrite time.Duration // each write to the client; 0 is never
 	rht         time.Duration
 	upstream    upstream
 }
@@ -164,6 +201,10 @@ func (g *Gateway) setup() {
 	if s.dialer == nil {
 		s.dialer = &net.Dialer{}
 	}
+	s.out = s.dialer
+	if _, direct := s.dialer.(*net.Dialer); direct {
+		s.out = listener.GuardDialer(s.dialer, dialPolicy(s.policy))
+	}
 	s.logger = g.Logger
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -174,6 +215,7 @@ func (g *Gateway) setup() {
 	}
 	s.idle = orDefault(g.IdleTimeout, DefaultIdleTimeout)
 	s.bodyIdle = orDefault(g.BodyIdleTimeout, DefaultBodyIdleTimeout)
+	s.clientWrite = orDefault(g.ClientWriteTimeout, DefaultClientWriteTimeout)
 	s.rht = g.ResponseHeaderTimeout
 	if s.rht == 0 {
 		s.rht = DefaultResponseHeaderTimeout
@@ -209,7 +251,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == badFramingMethod && badFraming(r) != nil:
 		ex.arrival = ArrivalProxy
 		if tapped {
-			ex.arrival = arrivalOf(sreq)
+			ex.arrival, ex.req = arrivalOf(sreq), sreq
 		}
 		ex.w = &countingWriter{ResponseWriter: w}
 		defer ex.finish()

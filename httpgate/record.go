@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/sockstap/sockstap/listener"
 )
 
 // Arrival is how a request reached the gateway.
@@ -40,6 +42,12 @@ func (a Arrival) String() string {
 	return "unknown"
 }
 
+// tapped reports whether a request that arrived so came on a tapped SOCKS
+// stream.
+func (a Arrival) tapped() bool {
+	return a == ArrivalSOCKS4 || a == ArrivalSOCKS4a || a == ArrivalSOCKS5
+}
+
 // CacheResult is what the cache did for a request.
 type CacheResult uint8
 
@@ -68,7 +76,11 @@ func (c CacheResult) String() string {
 }
 
 // Record is what the gateway did with one request: the access log's line,
-// as a value.
+// as a value. The gateway makes one for every request it serves as a
+// proxy, whatever became of it (refused, failed, served from the cache, a
+// tunnel), once the request is done; not for those it hands to Fallback,
+// nor for those net/http refuses before they reach it (a malformed
+// request line, a header over the Server's MaxHeaderBytes).
 type Record struct {
 	Client  net.Addr // the client's address
 	User    string   // who the client authenticated as, by SOCKS or by HTTP; empty if nobody
@@ -79,8 +91,16 @@ type Record struct {
 	Status  int    // the status sent to the client; 0 if none
 	Cache   CacheResult
 
+	// SOCKS is the request of the SOCKS session whose tapped stream the
+	// request came on: the very value that the session's own record, a
+	// listener.Record with DecisionTap, holds as its Request, so that a
+	// program relates the requests to their session. Nil for a client of
+	// the HTTP proxy (ArrivalProxy, ArrivalConnect).
+	SOCKS *listener.Request
+
 	// BytesUp counts the body bytes read from the client (for a tunnel,
-	// every byte sent through it), BytesDown those sent to it.
+	// every byte sent through it), BytesDown those sent to it. The
+	// header sections are not counted.
 	BytesUp, BytesDown int64
 
 	Start    time.Time
@@ -177,7 +197,12 @@ func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Flush flushes the server's writer.
-func (w *countingWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+func (w *countingWriter) Flush() { w.FlushError() }
+
+// FlushError flushes the server's writer, and returns its error.
+func (w *countingWriter) FlushError() error {
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
 
 // Hijack takes the connection over from the server.
 func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {

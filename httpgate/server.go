@@ -16,7 +16,17 @@ import (
 // Server makes one port a whole proxy: SOCKS 4, 4a and 5, relayed; the
 // HTTP forward proxy and CONNECT; and HTTP sent through SOCKS, tapped and
 // served by the Gateway, with its log, its policy and its cache. Its zero
-// value works, for clients on loopback.
+// value works, for clients on loopback. A Server must not be copied once
+// it has served.
+//
+// What it serves is accounted for once: each SOCKS session makes one
+// [listener.Record] (the SOCKS config's OnRecord, and a "socks" log
+// line), each HTTP request one [Record] (the Gateway's OnRecord, and an
+// "http" log line). A tapped session's record (DecisionTap) counts no
+// bytes: the requests its stream carried have records of their own,
+// whose SOCKS field is that session's Request. A program that adds up
+// every record of both kinds counts each session, each request and each
+// byte moved once.
 type Server struct {
 	// Gateway serves the HTTP; nil is a zero Gateway.
 	Gateway *Gateway
@@ -46,6 +56,52 @@ type Server struct {
 	// SOCKS relays. Those still open then are closed. Zero means 5
 	// seconds; negative, none: everything is closed at once.
 	ShutdownTimeout time.Duration
+
+	mu      sync.Mutex
+	serving map[*listener.Listener]struct{} // the listeners Serve is serving on
+}
+
+// Stats returns a snapshot of the SOCKS listeners the server is serving
+// on (see [listener.Stats]), added up when Serve is serving several; the
+// zero Stats when it serves none.
+func (s *Server) Stats() listener.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum listener.Stats
+	for l := range s.serving {
+		sum = addStats(sum, l.Stats())
+	}
+	return sum
+}
+
+// addStats adds up two snapshots, field by field.
+func addStats(a, b listener.Stats) listener.Stats {
+	a.Conns += b.Conns
+	a.Sniffing += b.Sniffing
+	a.Handshakes += b.Handshakes
+	a.Relays += b.Relays
+	a.Associations += b.Associations
+	a.Handing += b.Handing
+	a.Accepted += b.Accepted
+	a.Refused += b.Refused
+	a.Tapped += b.Tapped
+	return a
+}
+
+// track counts l among the listeners Serve serves on, until the function
+// it returns is called.
+func (s *Server) track(l *listener.Listener) (untrack func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving == nil {
+		s.serving = make(map[*listener.Listener]struct{})
+	}
+	s.serving[l] = struct{}{}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.serving, l)
+	}
 }
 
 // Server defaults.
@@ -102,6 +158,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		cfg.Methods = []socks5.ServerMethod{socks5.UserPassServer{Check: g.ProxyAuth}}
 	}
 	l := listener.Wrap(ln, &cfg)
+	defer s.track(l)()
 	ts := newTunnels()
 	srv := s.httpServer(g, st.logger)
 	srv.BaseContext = func(net.Listener) context.Context {

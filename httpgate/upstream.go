@@ -3,6 +3,7 @@ package httpgate
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -89,15 +90,50 @@ func (u *upstream) closeIdle() {
 
 // dial connects to addr on behalf of the client whose *listener.Request
 // ctx carries, within DialTimeout. It is the gateway's one way out: the
-// built-in transport, CONNECT and upgrades all dial through it.
-//
-// TODO(harden): dial through listener.GuardDialer(g.Dialer, policy) once
-// it lands, so that the policy is asked about each address connected to
-// (the DNS rebinding guard). Until then the policy is asked when the
-// request arrives, about its destination as named.
+// built-in transport, CONNECT and upgrades all dial through it; a direct
+// dial is checked against the policy for the address it connects to (see
+// Gateway.Dialer).
 func (g *Gateway) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	st := g.state()
 	ctx, cancel := context.WithTimeout(ctx, st.dialTimeout)
 	defer cancel()
-	return st.dialer.DialContext(ctx, network, addr)
+	return st.out.DialContext(ctx, network, addr)
+}
+
+// dialDenial is the policy's refusal of an address at dial time, as the
+// dial's error carries it: whatever error the policy returned, the
+// gateway tells a refusal from a failure to connect.
+type dialDenial struct{ err error }
+
+func (d *dialDenial) Error() string { return d.err.Error() }
+func (d *dialDenial) Unwrap() error { return d.err }
+
+// deniedAtDial returns the policy's refusal of the address a dial was
+// about to connect to, when err is one: the gateway's own check's, or a
+// [listener.Denial] from a guard the program put in its Dialer.
+func deniedAtDial(err error) (error, bool) {
+	if d, ok := errors.AsType[*dialDenial](err); ok {
+		return d.err, true
+	}
+	if d, ok := errors.AsType[*listener.Denial](err); ok {
+		return d, true
+	}
+	return nil, false
+}
+
+// dialPolicy is p, its refusals wrapped in a *dialDenial.
+func dialPolicy(p listener.Policy) listener.Policy {
+	return func(ctx context.Context, r *listener.Request) error {
+		if err := p(ctx, r); err != nil {
+			return &dialDenial{err}
+		}
+		return nil
+	}
+}
+
+// refusedByPolicy reports whether err is the policy's refusal at dial
+// time.
+func refusedByPolicy(err error) bool {
+	_, ok := deniedAtDial(err)
+	return ok
 }

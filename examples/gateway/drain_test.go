@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -85,4 +89,90 @@ func TestGatewayNoDrain(t *testing.T) {
 	_, err := c.Read(make([]byte, 1))
 	assert.Error(t, err, "the relay is closed")
 	assert.False(t, strings.Contains(g.logs.String(), "draining"))
+}
+
+// TestGatewayDrainsEverything stops a gateway with -drain while a SOCKS
+// relay, a CONNECT tunnel and a tapped HTTP request are under way: the
+// port is closed at once, and each goes on to its end, whole.
+func TestGatewayDrainsEverything(t *testing.T) {
+	echo := sockstest.Echo(t)
+	release := make(chan struct{})
+	halfway := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		close(halfway)
+		select {
+		case <-release:
+			io.WriteString(w, "-last")
+		case <-r.Context().Done():
+		}
+	}))
+	defer origin.Close()
+	g := launch(t, "-drain", "1m")
+
+	relay := relayTo(t, g.addr, echo)
+	sockstest.Echoes(t, relay, "relay before")
+	tunnel := connectTo(t, g.addr, echo)
+	sockstest.Echoes(t, tunnel, "tunnel before")
+	download := make(chan string, 1)
+	go func() {
+		resp, err := socksClient(t, "socks5h://"+g.addr).Get(origin.URL + "/slow")
+		if err != nil {
+			download <- err.Error()
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		download <- fmt.Sprintf("%s %v", b, err)
+	}()
+	select {
+	case <-halfway:
+	case <-time.After(sockstest.Timeout):
+		t.Fatal("the download did not begin")
+	}
+
+	g.stop()
+	sockstest.AwaitRefused(t, g.addr)
+	sockstest.Echoes(t, relay, "relay while draining")
+	sockstest.Echoes(t, tunnel, "tunnel while draining")
+	close(release)
+	select {
+	case got := <-download:
+		assert.Equal(t, "first-last <nil>", got)
+	case <-time.After(sockstest.Timeout):
+		t.Fatal("the download did not end")
+	}
+	select {
+	case err := <-g.done:
+		t.Fatalf("the gateway ended with a relay and a tunnel under way: %v", err)
+	default:
+	}
+	relay.Close()
+	tunnel.Close()
+	require.NoError(t, g.wait(t))
+	logs := g.logs.String()
+	assert.NotContains(t, logs, "cause=", "something was cut")
+	assert.NotContains(t, logs, "tunnels closed")
+	logLine(t, g.logs, "msg=http ", "arrival=connect", "status=200")
+	logLine(t, g.logs, "msg=http ", "arrival=socks5", "url="+origin.URL+"/slow", "bytes_down=10")
+}
+
+// connectTo opens a CONNECT tunnel through the gateway's HTTP proxy at
+// addr to target.
+func connectTo(t *testing.T, addr string, target *net.TCPAddr) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.SetDeadline(time.Now().Add(sockstest.Timeout)))
+	_, err = fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %[1]s\r\n\r\n", target)
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Zero(t, br.Buffered())
+	return c
 }

@@ -205,22 +205,6 @@ func TestGatewayAuth(t *testing.T) {
 	assert.NotContains(t, logs.String(), "s3cret")
 }
 
-// TestGatewayAnswersHTTP: a client that takes the gateway for an HTTP
-// proxy is told, in HTTP, that it speaks SOCKS.
-func TestGatewayAnswersHTTP(t *testing.T) {
-	addr, _ := start(t)
-	c, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(sockstest.Timeout))
-	_, err = io.WriteString(c, "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
-	require.NoError(t, err)
-	got, err := io.ReadAll(c)
-	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(string(got), "HTTP/1.1 501 Not Implemented\r\n"), "%q", got)
-	assert.Contains(t, string(got), "SOCKS")
-}
-
 func TestGatewayFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-user", "alice"},
@@ -228,6 +212,14 @@ func TestGatewayFlags(t *testing.T) {
 		{"extra"},
 		{"-listen", "not an address"},
 		{"-nosuchflag"},
+		{"-cache", "lots"},
+		{"-cache", "-1"},
+		{"-upstream", "http://127.0.0.1:3128"},
+		{"-upstream", "socks5h://[::1"},
+		{"-route", "socks5h://127.0.0.1:1080"},
+		{"-route", "10.0.0.0/33=direct"},
+		{"-route", "a=direct", "-route", "a=socks5h://127.0.0.1:1080"},
+		{"-proxyproto", "x"},
 		{"-udp-out", "127.0.0.1"},
 		{"-udp", "-udp-out", "localhost"},
 	} {

@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sockstap/sockstap/httpgate"
 	"github.com/sockstap/sockstap/listener"
 )
 
@@ -85,8 +87,9 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	return ln.Addr(), func() { stop(); srv.Close(); <-done }, nil
 }
 
-// recordMetrics are the metrics made from the listener's session records,
-// one at each session's end (Config.OnRecord).
+// recordMetrics are the metrics made from the records: the listener's
+// session records, one at each SOCKS session's end (Config.OnRecord), and
+// the gateway's, one for each HTTP request (Gateway.OnRecord).
 type recordMetrics struct {
 	sessions  *prometheus.CounterVec
 	bytes     *prometheus.CounterVec
@@ -94,6 +97,10 @@ type recordMetrics struct {
 	handshake prometheus.Histogram
 	dial      prometheus.Histogram
 	duration  *prometheus.HistogramVec
+
+	requests     *prometheus.CounterVec
+	httpBytes    *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
 }
 
 func newRecordMetrics(reg prometheus.Registerer) *recordMetrics {
@@ -125,9 +132,52 @@ func newRecordMetrics(reg prometheus.Registerer) *recordMetrics {
 			Help:    "How long SOCKS sessions lasted, by decision.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"decision"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sockstap_http_requests_total",
+			Help: "HTTP requests the gateway served, by how they arrived (http-proxy, connect, socks4, socks4a, socks5), method, status class (2xx; none: no status sent) and cache result.",
+		}, []string{"arrival", "method", "code", "cache"}),
+		httpBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sockstap_http_bytes_total",
+			Help: "Body bytes of the HTTP requests the gateway served (a tunnel's, every byte), up (from clients) and down (to clients).",
+		}, []string{"direction"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sockstap_http_request_duration_seconds",
+			Help:    "How long the gateway took to serve HTTP requests, a tunnel's whole life for CONNECT, by how they arrived.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 12),
+		}, []string{"arrival"}),
 	}
-	reg.MustRegister(m.sessions, m.bytes, m.datagrams, m.handshake, m.dial, m.duration)
+	reg.MustRegister(m.sessions, m.bytes, m.datagrams, m.handshake, m.dial, m.duration,
+		m.requests, m.httpBytes, m.httpDuration)
 	return m
+}
+
+// request counts one HTTP request's record.
+func (m *recordMetrics) request(r *httpgate.Record) {
+	arrival := r.Arrival.String()
+	m.requests.WithLabelValues(arrival, methodLabel(r.Method), statusClass(r.Status), r.Cache.String()).Inc()
+	m.httpBytes.WithLabelValues("up").Add(float64(r.BytesUp))
+	m.httpBytes.WithLabelValues("down").Add(float64(r.BytesDown))
+	m.httpDuration.WithLabelValues(arrival).Observe(r.Duration.Seconds())
+}
+
+// methodLabel is the method as a label: the methods of RFC 9110 and
+// PATCH, or "other", so that clients cannot make labels without end.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// statusClass is "2xx" for 200 to 299, and so on; "none" when no status
+// was sent.
+func statusClass(code int) string {
+	if code < 100 || code > 599 {
+		return "none"
+	}
+	return strconv.Itoa(code/100) + "xx"
 }
 
 // record counts one session's record.

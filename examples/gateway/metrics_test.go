@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -72,13 +73,27 @@ func TestGatewayMetrics(t *testing.T) {
 
 	require.NoError(t, c.(*net.TCPConn).CloseWrite())
 	io.Copy(io.Discard, c)
+
+	// Two HTTP requests: one the proxy's authentication refuses, one it
+	// serves, through the cache.
+	o := newPageOrigin(t)
+	resp, _ := fetch(t, proxyClient(t, g.addr, nil), o.URL+"/refused")
+	require.Equal(t, http.StatusProxyAuthRequired, resp.StatusCode)
+	resp, body := fetch(t, proxyClient(t, g.addr, url.UserPassword("alice", "s3cret")), o.URL+"/served")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
 	var m string
-	waitUntil(t, "both sessions counted", func() bool {
+	waitUntil(t, "both sessions and both requests counted", func() bool {
 		m = scrape(t, addr)
 		return strings.Contains(m, `sockstap_sessions_total{decision="relay",reply="succeeded"} 1`) &&
-			strings.Contains(m, `sockstap_sessions_total{decision="deny",reply="none"} 1`)
+			strings.Contains(m, `sockstap_sessions_total{decision="deny",reply="none"} 1`) &&
+			strings.Contains(m, `sockstap_http_requests_total{arrival="http-proxy",cache="miss",code="2xx",method="GET"} 1`)
 	})
 	for _, line := range []string{
+		`sockstap_http_requests_total{arrival="http-proxy",cache="none",code="4xx",method="GET"} 1`,
+		fmt.Sprintf(`sockstap_http_bytes_total{direction="down"} %d`, len(body)+len("407 Proxy Authentication Required: proxy authentication required\n")),
+		`sockstap_http_bytes_total{direction="up"} 0`,
+		`sockstap_http_request_duration_seconds_count{arrival="http-proxy"} 2`,
 		`sockstap_bytes_total{direction="up"} 5`,
 		`sockstap_bytes_total{direction="down"} 5`,
 		`sockstap_handshake_duration_seconds_count 2`,
@@ -86,7 +101,7 @@ func TestGatewayMetrics(t *testing.T) {
 		`sockstap_session_duration_seconds_count{decision="relay"} 1`,
 		`sockstap_connections{state="relay"} 0`,
 		`sockstap_connections{state="handshake"} 0`,
-		`sockstap_accepted_connections_total 2`,
+		`sockstap_accepted_connections_total 4`,
 		`sockstap_refused_connections_total 0`,
 	} {
 		assert.Contains(t, m, line+"\n")
@@ -134,4 +149,17 @@ func TestCoreWithoutPrometheus(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), "github.com/sockstap/sockstap/listener")
 	assert.NotContains(t, string(out), "prometheus")
+}
+
+// The labels of the HTTP metrics take few values, whatever clients send.
+func TestHTTPMetricLabels(t *testing.T) {
+	for in, want := range map[string]string{
+		"GET": "GET", "CONNECT": "CONNECT", "PATCH": "PATCH",
+		"get": "other", "BREW": "other", "": "other", strings.Repeat("X", 1000): "other",
+	} {
+		assert.Equal(t, want, methodLabel(in), "%q", in)
+	}
+	for in, want := range map[int]string{0: "none", 99: "none", 100: "1xx", 204: "2xx", 407: "4xx", 599: "5xx", 600: "none", -1: "none"} {
+		assert.Equal(t, want, statusClass(in), "%d", in)
+	}
 }

@@ -7,33 +7,31 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sockstap/sockstap/listener"
+	"github.com/sockstap/sockstap/httpgate"
 )
 
-// serve relays SOCKS on ln as cfg says until ctx ends, then drains for
-// cfg.DrainTimeout (listener.Serve). With metricsAddr it serves
-// Prometheus metrics there, built on the listener's records and Stats.
-func serve(ctx context.Context, ln net.Listener, cfg *listener.Config, metricsAddr string, logger *slog.Logger) error {
-	var m *recordMetrics
-	reg := prometheus.NewRegistry()
+// serve serves s on ln until ctx ends, then drains for s.ShutdownTimeout
+// (httpgate.Server.Serve). With metricsAddr it serves Prometheus metrics
+// there, built on the records of the SOCKS sessions and of the HTTP
+// requests, and on the listener's Stats.
+func serve(ctx context.Context, ln net.Listener, s *httpgate.Server, metricsAddr string, logger *slog.Logger) error {
 	if metricsAddr != "" {
-		m = newRecordMetrics(reg)
-		cfg.OnRecord = m.record
-	}
-	l := listener.Wrap(ln, cfg)
-	if m != nil {
-		reg.MustRegister(newStatsCollector(l.Stats))
+		reg := prometheus.NewRegistry()
+		m := newRecordMetrics(reg)
+		s.SOCKS.OnRecord = m.record
+		s.Gateway.OnRecord = m.request
+		reg.MustRegister(newStatsCollector(s.Stats))
 		addr, stop, err := serveMetrics(ctx, metricsAddr, reg, logger)
 		if err != nil {
-			l.Close()
+			ln.Close()
 			return err
 		}
 		defer stop()
 		logger.Info("gateway metrics", "addr", addr.String())
 	}
-	if cfg.DrainTimeout > 0 {
-		stop := context.AfterFunc(ctx, func() { logger.Info("gateway draining", "for", cfg.DrainTimeout) })
+	if s.ShutdownTimeout > 0 {
+		stop := context.AfterFunc(ctx, func() { logger.Info("gateway draining", "for", s.ShutdownTimeout) })
 		defer stop()
 	}
-	return listener.Serve(ctx, l, nil)
+	return s.Serve(ctx, ln)
 }

@@ -34,6 +34,10 @@ const base = `http://127.0.0.1:${server.address().port}`
 await runTests(tests, fetch, false, base)
 const raw = getResults()
 server.close()
+// The gateway keeps connections to the origin for reuse (90 seconds), and
+// may hold one it dialed and never used: the node process would wait for
+// them, or for the server's headersTimeout.
+server.closeAllConnections()
 
 const byId = new Map()
 for (const suite of tests) {

@@ -1,0 +1,120 @@
+package httpgate
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sockstap/sockstap/dialer"
+	"github.com/sockstap/sockstap/internal/sockstest"
+)
+
+// A client that stops reading the response is cut off after
+// ClientWriteTimeout: its connection is closed, the upstream response let
+// go (the origin sees its request end), and the record says why.
+func TestStalledClientCutOff(t *testing.T) {
+	const bound = 300 * time.Millisecond
+	originDone := make(chan struct{}, 2) // a request has ended
+	chunk := strings.Repeat("x", 32<<10)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		defer func() { originDone <- struct{}{} }()
+		for r.Context().Err() == nil { // an endless body, until the gateway lets go
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+	})
+	request := "GET " + o.URL + "/endless HTTP/1.1\r\nHost: " + o.host() + "\r\n\r\n"
+	for _, tc := range []struct {
+		name string
+		open func(w *world) (net.Conn, *bufio.Reader)
+	}{
+		{"http proxy", func(w *world) (net.Conn, *bufio.Reader) { return w.raw(request) }},
+		{"tapped SOCKS", func(w *world) (net.Conn, *bufio.Reader) {
+			d, err := dialer.Parse("socks5h://" + w.addr)
+			require.NoError(t, err)
+			c, err := d.DialContext(context.Background(), "tcp", o.host())
+			require.NoError(t, err)
+			t.Cleanup(func() { c.Close() })
+			_, err = io.WriteString(c, "GET /endless HTTP/1.1\r\nHost: "+o.host()+"\r\n\r\n")
+			require.NoError(t, err)
+			return c, bufio.NewReader(c)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, &Gateway{ClientWriteTimeout: bound}, nil)
+			start := time.Now()
+			c, br := tc.open(w)
+			resp, err := http.ReadResponse(br, nil)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			// The client reads nothing more.
+			rec := w.record()
+			took := time.Since(start)
+			assert.GreaterOrEqual(t, took, bound)
+			assert.Less(t, took, sockstest.Timeout)
+			assert.True(t, errors.Is(rec.Err, os.ErrDeadlineExceeded), "%v", rec.Err)
+			assert.Equal(t, "the client took nothing of the response for 300ms", rec.Reason)
+			select {
+			case <-originDone:
+			case <-time.After(sockstest.Timeout):
+				t.Fatal("the origin's request did not end")
+			}
+			// What the client did not read is there, then the end, too
+			// soon: the response was cut short.
+			c.SetReadDeadline(time.Now().Add(sockstest.Timeout))
+			_, err = io.Copy(io.Discard, resp.Body)
+			assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		})
+	}
+}
+
+// A connection that was idle for longer than ClientWriteTimeout serves its
+// next requests: the bound is each exchange's own, and never outlives it
+// (net/http clears a connection's write deadline after each request), for
+// the gateway's answers (a response, a refusal) and for the fallback's
+// pages alike.
+func TestClientWriteBoundPerExchange(t *testing.T) {
+	const bound = 100 * time.Millisecond
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page") })
+	w := newWorld(t, &Gateway{
+		ClientWriteTimeout: bound,
+		Filter: func(r *http.Request) error {
+			if strings.HasSuffix(r.URL.Path, "/refused") {
+				return errors.New("refused")
+			}
+			return nil
+		},
+		Fallback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "own page") }),
+	}, nil)
+	c, br := w.raw("")
+	for _, step := range []struct{ request, want string }{
+		{"GET " + o.URL + "/first HTTP/1.1\r\nHost: " + o.host() + "\r\n\r\n", "page"},
+		{"HEAD " + o.URL + "/head HTTP/1.1\r\nHost: " + o.host() + "\r\n\r\n", ""},
+		{"GET " + o.URL + "/refused HTTP/1.1\r\nHost: " + o.host() + "\r\n\r\n", "403 Forbidden: refused\n"},
+		{"GET /own HTTP/1.1\r\nHost: " + w.addr + "\r\n\r\n", "own page"},
+		{"GET " + o.URL + "/last HTTP/1.1\r\nHost: " + o.host() + "\r\n\r\n", "page"},
+	} {
+		// Longer idle than the bound: a deadline left from the exchange
+		// before would have passed.
+		<-time.After(2 * bound)
+		_, err := io.WriteString(c, step.request)
+		require.NoError(t, err)
+		method, _, _ := strings.Cut(step.request, " ")
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		require.NoError(t, err, "%q", step.request)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		assert.Equal(t, step.want, string(b))
+	}
+}
