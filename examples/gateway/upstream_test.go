@@ -9,7 +9,6 @@ import (
 	"golang.org/x/net/proxy"
 
 	"github.com/sockstap/sockstap/dialer"
-	"github.com/sockstap/sockstap/listener"
 )
 
 func TestParseRoute(t *testing.T) {
@@ -42,7 +41,7 @@ func TestParseRoute(t *testing.T) {
 }
 
 func TestUpstreamRouter(t *testing.T) {
-	d, err := upstream(nil, nil, nil, nil)
+	d, err := upstream(nil, nil, nil)
 	require.NoError(t, err)
 	assert.Nil(t, d, "no peers, no routes: the gateway dials, and guards, itself")
 
@@ -50,7 +49,7 @@ func TestUpstreamRouter(t *testing.T) {
 		"a.example=socks5h://127.0.0.1:3",
 		"10.0.0.0/8=direct",
 		"a.example=socks5h://127.0.0.1:4",
-	}, listener.DefaultPolicy, nil)
+	}, nil)
 	require.NoError(t, err)
 	r, ok := d.(*dialer.Router)
 	require.True(t, ok, "%T", d)
@@ -67,7 +66,7 @@ func TestUpstreamRouter(t *testing.T) {
 	assert.Equal(t, "socks5h://127.0.0.1:3 socks5h://127.0.0.1:4", names(r.Routes[0].Peers))
 	assert.Equal(t, "10.0.0.0/8", r.Routes[1].Dests.String())
 	assert.Empty(t, r.Routes[1].Peers, "direct")
-	assert.NotNil(t, r.Direct, "the direct dials are guarded")
+	assert.Nil(t, r.Direct, "the gateway's guard checks the direct dials")
 }
 
 func FuzzParseRoute(f *testing.F) {
