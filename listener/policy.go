@@ -101,9 +101,10 @@ var ErrNoRequest = errors.New("listener: the dial's context carries no Request (
 //     Control or ControlContext still runs after it.
 //   - A dialer that forwards the name ([NameForwarder]: a socks5h or
 //     socks4a proxy, Tor) is given the name as it came: the upstream
-//     resolves it, in its own network, and applies its own policy; here
-//     the policy has judged the name when the request arrived, and is not
-//     asked again. Nothing is looked up locally, so no lookup leaks and
+//     resolves it, in its own network, and applies its own policy; p,
+//     which judged the name when the request arrived (a listener and an
+//     httpgate gateway ask it then), is not asked again. Nothing is looked
+//     up locally, so no lookup leaks and
 //     names only the upstream knows (.onion) work; but nor can a rule on
 //     addresses (Rule.Dests) see where such a name leads.
 //   - Any other dialer is never given a name: GuardDialer resolves it,
@@ -165,7 +166,10 @@ func GuardDialer(d proxy.ContextDialer, p Policy) proxy.ContextDialer {
 // ForwardsName is asked about a name only (address is "name:port"), and
 // must answer true only when the name leaves this host as it is: a dialer
 // that may look it up here, or connect from here to where it resolves,
-// answers false, and is then given a checked address.
+// answers false, and is then given a checked address. A dialer without
+// the method is given checked addresses too: one of another package that
+// sends names on (golang.org/x/net/proxy's SOCKS5 dialer does) keeps
+// doing so behind GuardDialer only wrapped in a type that says so.
 type NameForwarder interface {
 	ForwardsName(network, address string) bool
 }
