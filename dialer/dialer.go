@@ -102,6 +102,33 @@ func (d *Dialer) scheme() Scheme {
 	return d.Scheme
 }
 
+// ForwardsName reports whether a dial of address on network sends its
+// name to the proxy unresolved, for the proxy to resolve: true for the
+// schemes that send names (socks4a, socks5h), false for those that
+// resolve them on the client (socks4, socks5). Through a chain ([Chain])
+// the last hop's scheme decides, since that hop names the target to its
+// proxy. [github.com/sockstap/sockstap/listener.GuardDialer] asks, to
+// give a dialer that forwards names the name itself rather than an
+// address it resolved and checked.
+func (d *Dialer) ForwardsName(network, address string) bool {
+	_, local, ok := d.Scheme.version()
+	return ok && !local
+}
+
+// LookupNetIP looks host up as the dialer resolves target names for the
+// schemes that resolve them on the client: with Resolver, or
+// net.DefaultResolver when it is nil. network is "ip", "ip4" or "ip6".
+// [github.com/sockstap/sockstap/listener.GuardDialer] resolves through it
+// the names it checks before it dials them through a socks4 or socks5
+// Dialer, so that they resolve as the Dialer would resolve them.
+func (d *Dialer) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	r := d.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	return r.LookupNetIP(ctx, network, host)
+}
+
 // Dial connects to address on network through the proxy; see
 // [Dialer.DialContext].
 func (d *Dialer) Dial(network, address string) (net.Conn, error) {
@@ -328,11 +355,7 @@ func fits(network string, ip netip.Addr) bool {
 // resolve returns the first address of name that fits network and, when
 // v4only, is IPv4.
 func (d *Dialer) resolve(ctx context.Context, network, name string, v4only bool) (netip.Addr, error) {
-	r := d.Resolver
-	if r == nil {
-		r = net.DefaultResolver
-	}
-	ips, err := r.LookupNetIP(ctx, "ip", name)
+	ips, err := d.LookupNetIP(ctx, "ip", name)
 	if err != nil {
 		return netip.Addr{}, err
 	}

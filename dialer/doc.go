@@ -32,6 +32,15 @@
 // cannot be reached, like Squid's parent cache peers. [FromEnvironment]
 // builds a dialer from ALL_PROXY and NO_PROXY.
 //
+// Behind [github.com/sockstap/sockstap/listener.GuardDialer], which
+// checks a client's destinations at dial time (a listener's relays,
+// package httpgate), a Dialer says whether it sends names on to its proxy
+// ([Dialer.ForwardsName]: socks4a, socks5h), and is then given them as
+// they came; otherwise the guard resolves them, as the Dialer would
+// ([Dialer.LookupNetIP]), and gives it an address the policy allowed. A
+// Router says so per destination, by the route that serves it
+// ([Router.ForwardsName], [Router.DialerFor]).
+//
 // Beyond CONNECT, a Dialer makes the other requests of SOCKS: BIND, as a
 // [net.Listener] ([Dialer.Listen]) that accepts the one connection the
 // proxy awaits; UDP ASSOCIATE, as a [net.PacketConn] ([Dialer.ListenPacket],

@@ -169,6 +169,30 @@ func ExampleRouter() {
 	// internet: through the parent
 }
 
+// Behind listener.GuardDialer (a listener's relays, an HTTP gateway), a
+// Router says per destination whether the name goes on unresolved: to
+// socks5h peers it does, and the policy is theirs; the intranet, reached
+// directly, and a socks5 peer's destinations get an address the guard
+// resolved and checked.
+func ExampleRouter_ForwardsName() {
+	tor, _ := dialer.Parse("socks5h://127.0.0.1:9050")
+	partner, _ := dialer.Parse("socks5://127.0.0.1:1080")
+	r := &dialer.Router{
+		Routes: []dialer.Route{
+			{Dests: dialer.MustParseHosts(".corp.example")},
+			{Dests: dialer.MustParseHosts(".partner.example"), Peers: []proxy.ContextDialer{partner}},
+		},
+		Peers: []proxy.ContextDialer{tor},
+	}
+	for _, dest := range []string{"wiki.corp.example:443", "api.partner.example:443", "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion:443"} {
+		fmt.Println(dest, r.ForwardsName("tcp", dest))
+	}
+	// Output:
+	// wiki.corp.example:443 false
+	// api.partner.example:443 false
+	// duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion:443 true
+}
+
 // proxy.FromURL builds socks4 and socks4a dialers once the package is
 // imported.
 func ExampleFromURL() {

@@ -45,6 +45,15 @@ const (
 // Listen, ListenPacket, Resolve and ResolvePTR go the same way, to peers
 // that have those methods (this package's [Dialer]s and Routers).
 //
+// Behind [github.com/sockstap/sockstap/listener.GuardDialer] (a
+// listener's relays, package httpgate's gateway), the Router says per
+// destination which dialer serves it ([Router.DialerFor]) and whether
+// that one sends names on unresolved ([Router.ForwardsName]): a name
+// routed to socks5h or socks4a peers goes to them as a name; one routed
+// directly, or to peers that resolve names on the client, is resolved and
+// checked against the policy first, then dialed as an address along the
+// route its name picked.
+//
 // A Router must not be copied once used, and its fields must not change
 // while it is in use.
 type Router struct {
@@ -57,7 +66,9 @@ type Router struct {
 	Peers []proxy.ContextDialer
 
 	// Direct dials the destinations that are reached directly. Nil is a
-	// [net.Dialer].
+	// [net.Dialer]. Behind listener.GuardDialer it is given addresses the
+	// guard has resolved and checked, not names, and need not guard
+	// itself.
 	Direct proxy.ContextDialer
 
 	// PeerTimeout bounds each peer's attempt, the connection to it and the
@@ -106,13 +117,19 @@ func (r *Router) Dial(network, address string) (net.Conn, error) {
 // says. When every peer is unreachable, the error is a [*net.OpError]
 // wrapping each peer's error.
 func (r *Router) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	op := cmdConnect.op
-	if strings.HasPrefix(network, "udp") {
-		op = cmdUDP.op
-	}
 	peers := r.route(address)
 	if len(peers) == 0 {
 		return r.direct().DialContext(ctx, network, address)
+	}
+	return r.dialPeers(ctx, peers, network, address)
+}
+
+// dialPeers dials address through peers, as DialContext does for a route
+// that has them.
+func (r *Router) dialPeers(ctx context.Context, peers []proxy.ContextDialer, network, address string) (net.Conn, error) {
+	op := cmdConnect.op
+	if strings.HasPrefix(network, "udp") {
+		op = cmdUDP.op
 	}
 	var c net.Conn
 	err := r.try(ctx, peers, op, network, address, func(ctx context.Context, p proxy.ContextDialer) (err error) {
@@ -127,6 +144,82 @@ func (r *Router) direct() proxy.ContextDialer {
 		return r.Direct
 	}
 	return &direct
+}
+
+// DialerFor returns the dialer that serves address on network, the one
+// DialContext dials it through: Direct (a new [net.Dialer] when Direct is
+// nil) when the route for address has no peers; otherwise a dialer that
+// dials through the route's peers as the Router does, trying them in turn
+// while they cannot be reached, and remembering which are down with the
+// Router. The route is picked by address as it is given: a name by the
+// name, an IP address by the address.
+//
+// [github.com/sockstap/sockstap/listener.GuardDialer] asks, so that a
+// name it resolves and checks before it dials (one routed directly, say)
+// is dialed as an address through the dialer its name was routed to,
+// rather than routed again by its address.
+func (r *Router) DialerFor(network, address string) proxy.ContextDialer {
+	peers := r.route(address)
+	if len(peers) == 0 {
+		if r.Direct != nil {
+			return r.Direct
+		}
+		return &net.Dialer{}
+	}
+	return &routeDialer{r: r, peers: peers}
+}
+
+// ForwardsName reports whether a dial of address on network sends its
+// name on unresolved to an upstream that resolves it, as the route for
+// address decides: a route reached directly answers as Direct does (a
+// net.Dialer resolves names here: false); a route through peers answers
+// true when each of its peers forwards the name (a socks5h or socks4a
+// [Dialer], a Router whose route does), since which one will serve the
+// dial is known only once it is tried.
+// [github.com/sockstap/sockstap/listener.GuardDialer] asks, to give the
+// Router the name or an address it resolved and checked.
+func (r *Router) ForwardsName(network, address string) bool {
+	return forwardsName(r.DialerFor(network, address), network, address)
+}
+
+// forwardsName reports whether d says it sends address's name on
+// unresolved (a ForwardsName method, as listener.NameForwarder has it).
+func forwardsName(d proxy.ContextDialer, network, address string) bool {
+	f, ok := d.(interface {
+		ForwardsName(network, address string) bool
+	})
+	return ok && f.ForwardsName(network, address)
+}
+
+// routeDialer dials through the peers of one of a Router's routes, as the
+// Router does: DialerFor's dialer for a route that has peers.
+type routeDialer struct {
+	r     *Router
+	peers []proxy.ContextDialer
+}
+
+func (d *routeDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return d.r.dialPeers(ctx, d.peers, network, address)
+}
+
+// ForwardsName reports whether every peer sends address's name on
+// unresolved.
+func (d *routeDialer) ForwardsName(network, address string) bool {
+	for _, p := range d.peers {
+		if !forwardsName(p, network, address) {
+			return false
+		}
+	}
+	return len(d.peers) > 0
+}
+
+// String names the peers, in their order.
+func (d *routeDialer) String() string {
+	names := make([]string, len(d.peers))
+	for i, p := range d.peers {
+		names[i] = peerName(p)
+	}
+	return "peers " + strings.Join(names, ", ")
 }
 
 // A Binder makes BIND requests: a [*Dialer] or a [*Router].

@@ -19,7 +19,7 @@ import (
 
 // seen is what the policy or the dialer saw of one call.
 type seen struct {
-	who     string // "policy" or "dial"
+	who     string // "policy", "policy at dial" (DialedIP set) or "dial"
 	version int
 	arrival Arrival // 0 when the context did not say
 	target  string
@@ -56,7 +56,11 @@ func TestArrivalInContext(t *testing.T) {
 	var d net.Dialer
 	g := &Gateway{
 		Policy: func(ctx context.Context, r *listener.Request) error {
-			note("policy", ctx, r)
+			who := "policy"
+			if r.DialedIP.IsValid() {
+				who = "policy at dial"
+			}
+			note(who, ctx, r)
 			return listener.DefaultPolicy(ctx, r)
 		},
 		Dialer: dialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -82,9 +86,10 @@ func TestArrivalInContext(t *testing.T) {
 		require.NoError(t, err)
 		resp.Body.Close()
 		got := take()
-		require.Len(t, got, 2)
+		require.Len(t, got, 3)
 		assert.Equal(t, seen{"policy", 0, ArrivalProxy, o.host()}, got[0])
-		assert.Equal(t, seen{"dial", 0, ArrivalProxy, o.host()}, got[1])
+		assert.Equal(t, seen{"policy at dial", 0, ArrivalProxy, o.host()}, got[1])
+		assert.Equal(t, seen{"dial", 0, ArrivalProxy, o.host()}, got[2])
 	})
 	t.Run("connect", func(t *testing.T) {
 		c, br := w.raw("CONNECT " + echo.String() + " HTTP/1.1\r\nHost: " + echo.String() + "\r\n\r\n")
@@ -93,9 +98,10 @@ func TestArrivalInContext(t *testing.T) {
 		require.Equal(t, 200, resp.StatusCode)
 		c.Close()
 		got := take()
-		require.Len(t, got, 2)
+		require.Len(t, got, 3)
 		assert.Equal(t, seen{"policy", 0, ArrivalConnect, echo.String()}, got[0])
-		assert.Equal(t, seen{"dial", 0, ArrivalConnect, echo.String()}, got[1])
+		assert.Equal(t, seen{"policy at dial", 0, ArrivalConnect, echo.String()}, got[1])
+		assert.Equal(t, seen{"dial", 0, ArrivalConnect, echo.String()}, got[2])
 	})
 	t.Run("socks5 tapped", func(t *testing.T) {
 		resp, err := socksClient(t, "socks5h://"+w.addr).Get(o.URL + "/b")
@@ -103,11 +109,13 @@ func TestArrivalInContext(t *testing.T) {
 		resp.Body.Close()
 		w.recordWhere(func(r *Record) bool { return strings.HasSuffix(r.URL, "/b") })
 		got := take()
-		require.Len(t, got, 2)
+		require.Len(t, got, 3)
 		// The listener asks the policy about a SOCKS request, whose
-		// version says how it came; the gateway dials for it.
+		// version says how it came; the gateway dials for it, checking
+		// the address at dial time as it does for any dialer.
 		assert.Equal(t, seen{"policy", 5, 0, o.host()}, got[0])
-		assert.Equal(t, seen{"dial", 5, ArrivalSOCKS5, o.host()}, got[1])
+		assert.Equal(t, seen{"policy at dial", 5, ArrivalSOCKS5, o.host()}, got[1])
+		assert.Equal(t, seen{"dial", 5, ArrivalSOCKS5, o.host()}, got[2])
 	})
 
 	mu.Lock()

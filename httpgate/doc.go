@@ -7,8 +7,10 @@
 // sends requests on through any proxy.ContextDialer (directly, or through
 // SOCKS peers, chains and routes from package dialer), asks the
 // listener's [listener.Policy] about each destination when the request
-// arrives and, when it connects from its own host, about each address it
-// connects to (the DNS rebinding guard, [listener.GuardDialer]), logs an
+// arrives and again, at dial time, about each address it connects to or
+// hands its dialer (the DNS rebinding guard, [listener.GuardDialer]),
+// but for a name the dialer sends on to an upstream proxy that resolves
+// it (socks5h, socks4a: [listener.NameForwarder]), logs an
 // access record per request, and can keep a shared cache (RFC 9111) that
 // answers fresh hits without contacting the origin.
 //

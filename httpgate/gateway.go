@@ -30,23 +30,23 @@ type Gateway struct {
 	// client's *listener.Request and how it arrived
 	// ([ArrivalFromContext]).
 	//
-	// When Dialer is nil or a *net.Dialer, the gateway connects from its
-	// own host, and dials through [listener.GuardDialer]: the policy is
-	// asked again about each address connected to, after the name is
-	// resolved, so that a name which resolves to an allowed address when
-	// the request arrives and to a denied one when it is dialed (DNS
-	// rebinding) is refused (403, see Policy). Any other dialer places its
-	// connections itself, and the gateway does not resolve names for it:
-	// through a socks5h peer the name goes to the peer, which resolves it
-	// in its own network and applies its own policy (a privacy proxy in
-	// front of Tor leaks no lookup, and reaches .onion names); the policy
-	// is asked about such a destination only as the request named it.
-	// To guard one all the same, resolving names here, give the gateway
-	// listener.GuardDialer(d, policy) as its Dialer; a dialer.Router that
-	// dials some destinations directly guards those with a Direct of
-	// listener.GuardDialer(nil, policy). (A [Server] relays the SOCKS
-	// streams it does not tap through the same Dialer, checked as a
-	// listener checks its relays: see listener.Config.Dialer.)
+	// Every dial goes through [listener.GuardDialer], whose one rule says
+	// where a name is resolved and what the policy is asked at dial time
+	// (see Policy): a *net.Dialer (nil) resolves the name and has each
+	// address it connects to checked, so that a name which resolves to an
+	// allowed address when the request arrives and to a denied one when
+	// it is dialed (DNS rebinding) is refused (403); a dialer that sends
+	// the name on unresolved to an upstream proxy
+	// ([listener.NameForwarder]: a socks5h or socks4a dialer.Dialer, a
+	// dialer.Router for the destinations it routes to such peers) is given
+	// the name as the request named it, which the upstream resolves in its
+	// own network, applying its own policy (a privacy proxy in front of
+	// Tor leaks no lookup, and reaches .onion names); any other dialer (a
+	// socks5 or socks4 peer, a wrapper of the program's around a
+	// *net.Dialer) is given an address the gateway resolved and the policy
+	// allowed, never the name. A [Server] relays the SOCKS streams it does
+	// not tap through the same Dialer, by the same rule (see
+	// listener.Config.Dialer).
 	Dialer proxy.ContextDialer
 
 	// Transport, when set, sends ordinary requests (not CONNECT, not
@@ -54,17 +54,20 @@ type Gateway struct {
 	// Its requests' contexts carry the client's *listener.Request
 	// ([listener.FromContext]) and how it arrived
 	// ([ArrivalFromContext]); the policy is asked only when each request
-	// arrives: the transport's dials are its own (a DialContext of
-	// listener.GuardDialer's guards them).
+	// arrives: the transport's dials are its own, unchecked unless its
+	// DialContext is a listener.GuardDialer's (which applies the rule
+	// Dialer describes).
 	Transport http.RoundTripper
 
 	// Policy decides which destinations a client may reach, as it does
 	// for a listener: asked when a request arrives, with the request's
 	// destination as Target, and again at dial time, with
 	// [listener.Request.DialedIP] set, for each address the gateway
-	// connects to itself (see Dialer). A refusal either time is answered
-	// 403 with the policy's reason; at dial time the response's
-	// Proxy-Status says destination_ip_prohibited (RFC 9209). Nil is
+	// connects to or hands its Dialer; not for a name the Dialer forwards
+	// to an upstream proxy, whose address it never learns (see Dialer).
+	// A refusal either time is answered 403 with the policy's reason; at
+	// dial time the response's Proxy-Status says
+	// destination_ip_prohibited (RFC 9209). Nil is
 	// [listener.DefaultPolicy]. A forward-proxy client's Request has
 	// Version 0, Command CONNECT, the destination as Target, and the
 	// proxy-authenticated user, if any; its context tells how the client
@@ -173,7 +176,7 @@ type state struct {
 	realm       string
 	policy      listener.Policy
 	dialer      proxy.ContextDialer // Dialer, or a *net.Dialer: what the Server's listener relays through
-	out         proxy.ContextDialer // dialer, through the policy's dial-time check when it dials directly
+	out         proxy.ContextDialer // dialer, through the policy's dial-time check (GuardDialer)
 	logger      *slog.Logger
 	dialTimeout time.Duration
 	idle        time.Duration // a tunnel's; 0 is never
@@ -201,10 +204,7 @@ func (g *Gateway) setup() {
 	if s.dialer == nil {
 		s.dialer = &net.Dialer{}
 	}
-	s.out = s.dialer
-	if _, direct := s.dialer.(*net.Dialer); direct {
-		s.out = listener.GuardDialer(s.dialer, dialPolicy(s.policy))
-	}
+	s.out = listener.GuardDialer(s.dialer, dialPolicy(s.policy))
 	s.logger = g.Logger
 	if s.logger == nil {
 		s.logger = slog.Default()

@@ -2,14 +2,11 @@ package httpgate
 
 import (
 	"bufio"
-	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sockstap/sockstap/dialer"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/listener"
 )
@@ -160,82 +156,6 @@ type bufferedConn struct {
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.br.Read(p) }
-
-// A dialer other than a *net.Dialer is given the name, as the request
-// named it: the gateway resolves nothing for it (an upstream socks5h
-// proxy resolves names itself), and asks the policy only when the request
-// arrives.
-func TestOtherDialerGetsTheName(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "origin") })
-	var mu sync.Mutex
-	var dialed []string
-	var policyIPs []netip.Addr
-	upstream := dialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
-		mu.Lock()
-		dialed = append(dialed, addr)
-		mu.Unlock()
-		// An upstream proxy of its own: it knows where the name is.
-		var d net.Dialer
-		return d.DialContext(ctx, network, o.host())
-	})
-	w := newWorld(t, &Gateway{Dialer: upstream, Policy: func(ctx context.Context, r *listener.Request) error {
-		mu.Lock()
-		policyIPs = append(policyIPs, r.DialedIP)
-		mu.Unlock()
-		return nil
-	}}, nil)
-	_, body := w.get("http://onion.sockstap.test/x")
-	assert.Equal(t, "origin", body)
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, []string{"onion.sockstap.test:80"}, dialed)
-	assert.Equal(t, []netip.Addr{{}}, policyIPs, "asked once, when the request arrived")
-}
-
-// A gateway whose Dialer is a SOCKS peer, wrapped by the program in
-// listener.GuardDialer, resolves names itself and refuses a rebound one;
-// the peer is given the address checked.
-func TestGuardedUpstream(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Connection", "close")
-		fmt.Fprintf(w, "origin %s", r.Host)
-	})
-	port := strconv.Itoa(o.Listener.Addr().(*net.TCPAddr).Port)
-	peer := newWorld(t, &Gateway{}, func(s *Server) {
-		s.SOCKS = &listener.Config{Tap: func(*listener.Request, func(int) []byte) bool { return false }}
-	})
-	d, err := dialer.Parse("socks5h://" + peer.addr)
-	require.NoError(t, err)
-	dns := newRebinder(t)
-	w := newWorld(t, &Gateway{Dialer: listener.GuardDialer(resolvingDialer{d, dns.Resolver}, noRebound), Policy: noRebound}, nil)
-	url := "http://" + net.JoinHostPort(rebindName, port) + "/"
-	_, body := w.get(url)
-	assert.Equal(t, "origin "+net.JoinHostPort(rebindName, port), body)
-	relayed := peer.logs.Wait(t, sockstest.Key("decision", "relay"))
-	assert.Equal(t, "127.0.0.1:"+port, relayed["target"], "the peer was given the checked address")
-	dns.rebind()
-	resp, err := w.client().Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "%s", b)
-	assert.Contains(t, string(b), "rebound")
-	assert.Contains(t, resp.Header.Get("Proxy-Status"), "error=destination_ip_prohibited")
-	for _, m := range peer.logs.All() {
-		assert.NotEqual(t, "127.0.0.2:"+port, m["target"], "the denied address reached the peer")
-	}
-}
-
-// resolvingDialer is a SOCKS dialer with the resolver GuardDialer should
-// look names up with.
-type resolvingDialer struct {
-	*dialer.Dialer
-	r *net.Resolver
-}
-
-func (d resolvingDialer) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	return d.r.LookupNetIP(ctx, network, host)
-}
 
 // A stale stored response is served when the origin cannot be reached,
 // but not when the policy refuses the address the name now resolves to:

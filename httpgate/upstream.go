@@ -90,8 +90,10 @@ func (u *upstream) closeIdle() {
 
 // dial connects to addr on behalf of the client whose *listener.Request
 // ctx carries, within DialTimeout. It is the gateway's one way out: the
-// built-in transport, CONNECT and upgrades all dial through it; a direct
-// dial is checked against the policy for the address it connects to (see
+// built-in transport, CONNECT and upgrades all dial through it, and it
+// dials through listener.GuardDialer, whatever the Dialer: a name is
+// resolved here and each address checked against the policy, unless the
+// Dialer forwards it to an upstream that resolves it (see
 // Gateway.Dialer).
 func (g *Gateway) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	st := g.state()

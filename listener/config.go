@@ -23,10 +23,14 @@ type Config struct {
 	//
 	// Where the policy is asked again at dial time (with a Policy of the
 	// program's; with the built-in one, for a name asked by a client not
-	// on loopback), the dial goes through [GuardDialer]: a dialer that is
-	// not a *net.Dialer is then given the address the listener resolved
-	// and the policy allowed, not the name, even one that would send
-	// names on to an upstream proxy.
+	// on loopback), the dial goes through [GuardDialer], whose rule
+	// decides where a name is resolved: a *net.Dialer resolves it and has
+	// each address checked before it connects; a dialer that sends the
+	// name on unresolved to an upstream proxy ([NameForwarder]: a socks5h
+	// or socks4a dialer.Dialer, a dialer.Router for the destinations it
+	// routes to one) is given the name, which the upstream resolves and
+	// judges by its own policy; any other dialer is given an address the
+	// listener resolved and the policy allowed, never the name.
 	Dialer proxy.ContextDialer
 
 	// Tap decides which CONNECT streams the program serves itself: true

@@ -27,7 +27,8 @@
 // listener serves it (otherwise "command not supported": SOCKS5 0x07,
 // SOCKS4 91), asks the policy once, then serves the command. A relay asks
 // the policy again at dial time, about the address it connects to
-// ([GuardDialer]).
+// ([GuardDialer]), unless its Dialer sends the name on unresolved to an
+// upstream proxy that resolves it ([NameForwarder]).
 //
 // Safe by default: with no Config, only clients on loopback are served,
 // every CONNECT is tapped (nothing is relayed without a Dialer), and

@@ -29,7 +29,10 @@ import (
 // that resolves one way for the check and another for the dial (DNS
 // rebinding) cannot slip past. (A listener with no Policy asks the
 // built-in one again only where its answer can change: for a name, and a
-// client not on loopback.)
+// client not on loopback.) A name the Dialer sends on unresolved to an
+// upstream proxy ([NameForwarder]: socks5h, socks4a) is not resolved
+// here, and not asked about again: the upstream resolves it and applies
+// its own policy.
 type Policy func(ctx context.Context, r *Request) error
 
 // Denial is a policy's refusal.
@@ -90,16 +93,34 @@ var ErrNoRequest = errors.New("listener: the dial's context carries no Request (
 // [ErrNoRequest]: a guard that let such dials through unchecked would
 // open what it guards to a caller that forgot the request.
 //
-// With a *net.Dialer, the check runs in a copy's ControlContext, for each
-// address the dialer tries, after the dialer's own resolution (through
-// its Resolver) and before it connects; the dialer's own Control or
-// ControlContext still runs after it. With any other dialer, GuardDialer
-// resolves a name itself, checks each address in turn, and dials the
-// first allowed one as an IP literal, going on to the next when a dial
-// fails: the dialer is never given a name, so a dialer that would send
-// it on (to an upstream SOCKS5 proxy, say) is given the address instead.
-// It resolves through d's LookupNetIP method when d has one (a
-// [Resolver]), and net.DefaultResolver otherwise.
+// Where a name is resolved decides how it is checked, by one rule:
+//
+//   - With a *net.Dialer, the check runs in a copy's ControlContext, for
+//     each address the dialer tries, after the dialer's own resolution
+//     (through its Resolver) and before it connects; the dialer's own
+//     Control or ControlContext still runs after it.
+//   - A dialer that forwards the name ([NameForwarder]: a socks5h or
+//     socks4a proxy, Tor) is given the name as it came: the upstream
+//     resolves it, in its own network, and applies its own policy; p,
+//     which judged the name when the request arrived (a listener and an
+//     httpgate gateway ask it then), is not asked again. Nothing is looked
+//     up locally, so no lookup leaks and
+//     names only the upstream knows (.onion) work; but nor can a rule on
+//     addresses (Rule.Dests) see where such a name leads.
+//   - Any other dialer is never given a name: GuardDialer resolves it,
+//     checks each address in turn, and dials the first allowed one as an
+//     IP literal, going on to the next when a dial fails. A wrapper that
+//     hides a *net.Dialer (to count its dials, say) is thus guarded, not
+//     handed a name it would resolve unchecked. GuardDialer resolves
+//     through the dialer's LookupNetIP method when it has one (a
+//     [Resolver]), a *net.Dialer's Resolver, or net.DefaultResolver.
+//
+// A dialer that routes ([RouteDialer]) is asked which of its dialers
+// serves a name, and the rule is that one's: a name routed to an upstream
+// that forwards it goes on as a name, one routed to a direct dialer is
+// resolved, checked, and dialed as an address through that same dialer,
+// so that it keeps the route its name picked. An IP address is checked,
+// and dialed through d.
 //
 // A nil p is [DefaultPolicy]; a nil d, a zero *net.Dialer.
 func GuardDialer(d proxy.ContextDialer, p Policy) proxy.ContextDialer {
@@ -111,11 +132,7 @@ func GuardDialer(d proxy.ContextDialer, p Policy) proxy.ContextDialer {
 	}
 	nd, ok := d.(*net.Dialer)
 	if !ok {
-		g := &guard{d: d, p: p, r: net.DefaultResolver}
-		if r, ok := d.(Resolver); ok {
-			g.r = r
-		}
-		return g
+		return &guard{d: d, p: p}
 	}
 	gd := *nd
 	control, controlCtx := nd.Control, nd.ControlContext
@@ -139,10 +156,54 @@ func GuardDialer(d proxy.ContextDialer, p Policy) proxy.ContextDialer {
 	return &gd
 }
 
+// A NameForwarder is a dialer that can tell, destination by destination,
+// whether it sends a name on unresolved to an upstream that resolves it:
+// a SOCKS client whose scheme sends names (socks4a, socks5h:
+// [github.com/sockstap/sockstap/dialer.Dialer] is one), a Tor client.
+// [GuardDialer] gives such a dialer the name rather than an address it
+// resolved itself.
+//
+// ForwardsName is asked about a name only (address is "name:port"), and
+// must answer true only when the name leaves this host as it is: a dialer
+// that may look it up here, or connect from here to where it resolves,
+// answers false, and is then given a checked address. A dialer without
+// the method is given checked addresses too: one of another package that
+// sends names on (golang.org/x/net/proxy's SOCKS5 dialer does) keeps
+// doing so behind GuardDialer only wrapped in a type that says so.
+type NameForwarder interface {
+	ForwardsName(network, address string) bool
+}
+
+// A RouteDialer is a dialer that hands each destination to one of several
+// dialers of its own, picked by the destination as given, name or address:
+// a route table ([github.com/sockstap/sockstap/dialer.Router] is one).
+// DialerFor returns the dialer that serves address on network: what
+// DialContext(ctx, network, address) dials through. [GuardDialer] asks it
+// about a name, so that a name it resolves is dialed, as an address,
+// through the dialer the name was routed to, and not routed again by its
+// address.
+type RouteDialer interface {
+	DialerFor(network, address string) proxy.ContextDialer
+}
+
 // A Resolver resolves a name to IP addresses, as *net.Resolver's
 // LookupNetIP does (network is "ip", "ip4" or "ip6").
 type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// resolverOf returns the resolver d resolves names with: its own, a
+// *net.Dialer's Resolver, or net.DefaultResolver.
+func resolverOf(d proxy.ContextDialer) Resolver {
+	switch d := d.(type) {
+	case Resolver:
+		return d
+	case *net.Dialer:
+		if d.Resolver != nil {
+			return d.Resolver
+		}
+	}
+	return net.DefaultResolver
 }
 
 // check asks p about the request ctx carries, dialing ip.
@@ -160,7 +221,6 @@ func check(ctx context.Context, p Policy, ip netip.Addr) error {
 type guard struct {
 	d proxy.ContextDialer
 	p Policy
-	r Resolver
 }
 
 func (g *guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
@@ -174,11 +234,16 @@ func (g *guard) DialContext(ctx context.Context, network, address string) (net.C
 	if err != nil {
 		return nil, opErr(err)
 	}
+	d := g.d
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ips = []netip.Addr{ip}
 	} else {
-		ips, err = g.r.LookupNetIP(ctx, ipNetwork(network), host)
+		d = route(d, network, address)
+		if f, ok := d.(NameForwarder); ok && f.ForwardsName(network, address) {
+			return d.DialContext(ctx, network, address)
+		}
+		ips, err = resolverOf(d).LookupNetIP(ctx, ipNetwork(network), host)
 		if err != nil {
 			return nil, opErr(err)
 		}
@@ -192,7 +257,7 @@ func (g *guard) DialContext(ctx context.Context, network, address string) (net.C
 			denial = cmp.Or(denial, err)
 			continue
 		}
-		c, err := g.d.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().WithZone("").String(), port))
+		c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().WithZone("").String(), port))
 		if err == nil {
 			return c, nil
 		}
@@ -205,6 +270,27 @@ func (g *guard) DialContext(ctx context.Context, network, address string) (net.C
 		return nil, dialErr
 	}
 	return nil, opErr(denial)
+}
+
+// maxRoutes bounds the route tables route goes through, one inside
+// another: a table that routes to itself is asked no further.
+const maxRoutes = 8
+
+// route returns the dialer that serves address among d's routes
+// (RouteDialer), and theirs in turn; d itself when it does not route.
+func route(d proxy.ContextDialer, network, address string) proxy.ContextDialer {
+	for range maxRoutes {
+		rd, ok := d.(RouteDialer)
+		if !ok {
+			break
+		}
+		leg := rd.DialerFor(network, address)
+		if leg == nil {
+			break
+		}
+		d = leg
+	}
+	return d
 }
 
 // ipNetwork is the network to resolve a name in for a dial on network.
@@ -321,7 +407,9 @@ type Rule struct {
 	// Dests are the networks the destination's address must be in. A
 	// name matches only at dial time, by the address it resolved to (see
 	// [Policy]); so allowing Dests does not let a name through when the
-	// request arrives, while denying Dests still stops it when dialed.
+	// request arrives, while denying Dests still stops it when dialed,
+	// unless the dialer sends the name to an upstream proxy that resolves
+	// it ([NameForwarder]), where this host never learns the address.
 	Dests []netip.Prefix
 
 	// Domains are the names the target's name must be, or be a subdomain

@@ -164,7 +164,7 @@ func server(o *options, logger *slog.Logger) (*httpgate.Server, error) {
 // serves: the SOCKS relays go through the same dialer.
 func gatewayConfig(o *options, logger *slog.Logger) (*httpgate.Gateway, error) {
 	g := &httpgate.Gateway{Logger: logger}
-	d, err := upstream(o.upstreams, o.routes, listener.DefaultPolicy, logger)
+	d, err := upstream(o.upstreams, o.routes, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"golang.org/x/net/proxy"
 
 	"github.com/sockstap/sockstap/dialer"
-	"github.com/sockstap/sockstap/listener"
 )
 
 // direct is what a -route names instead of a proxy URL for destinations
@@ -49,16 +48,22 @@ func parseRoute(s string) (hosts dialer.Hosts, via string, err error) {
 // order, the first whose hosts hold the destination deciding; -route
 // flags with the same HOSTS make one route whose peers are tried in turn
 // while they cannot be reached. Peers (-upstream) reach the destinations
-// no route holds, tried in turn the same way. What the Router dials
-// directly is checked against policy at dial time, as the gateway checks
-// its own direct dials (listener.GuardDialer): the peers apply their own
-// policies, and resolve the names sent to them (socks5h, socks4a). A peer
-// passed over is logged with logger.
-func upstream(peers, routes []string, policy listener.Policy, logger *slog.Logger) (proxy.ContextDialer, error) {
+// no route holds, tried in turn the same way. A peer passed over is
+// logged with logger.
+//
+// The Router needs no guard of its own: the gateway dials through
+// listener.GuardDialer, and so do the SOCKS relays wherever the policy's
+// answer may depend on the address, and the Router tells the guard how
+// each destination goes (Router.DialerFor, ForwardsName). A name routed
+// directly, or to socks5 or socks4 peers, is resolved and each address
+// checked against the policy, then dialed as an address along its name's
+// route; one routed to socks5h or socks4a peers goes to them as a name,
+// which they resolve, applying their own policies.
+func upstream(peers, routes []string, logger *slog.Logger) (proxy.ContextDialer, error) {
 	if len(peers) == 0 && len(routes) == 0 {
 		return nil, nil
 	}
-	r := &dialer.Router{Direct: listener.GuardDialer(nil, policy), Logger: logger}
+	r := &dialer.Router{Logger: logger}
 	for _, u := range peers {
 		d, err := dialer.Parse(u)
 		if err != nil {

@@ -1,15 +1,24 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/proxy"
 
 	"github.com/sockstap/sockstap/dialer"
+	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/listener"
+	"github.com/sockstap/sockstap/socks5"
 )
 
 func TestParseRoute(t *testing.T) {
@@ -42,7 +51,7 @@ func TestParseRoute(t *testing.T) {
 }
 
 func TestUpstreamRouter(t *testing.T) {
-	d, err := upstream(nil, nil, nil, nil)
+	d, err := upstream(nil, nil, nil)
 	require.NoError(t, err)
 	assert.Nil(t, d, "no peers, no routes: the gateway dials, and guards, itself")
 
@@ -50,7 +59,7 @@ func TestUpstreamRouter(t *testing.T) {
 		"a.example=socks5h://127.0.0.1:3",
 		"10.0.0.0/8=direct",
 		"a.example=socks5h://127.0.0.1:4",
-	}, listener.DefaultPolicy, nil)
+	}, nil)
 	require.NoError(t, err)
 	r, ok := d.(*dialer.Router)
 	require.True(t, ok, "%T", d)
@@ -67,7 +76,7 @@ func TestUpstreamRouter(t *testing.T) {
 	assert.Equal(t, "socks5h://127.0.0.1:3 socks5h://127.0.0.1:4", names(r.Routes[0].Peers))
 	assert.Equal(t, "10.0.0.0/8", r.Routes[1].Dests.String())
 	assert.Empty(t, r.Routes[1].Peers, "direct")
-	assert.NotNil(t, r.Direct, "the direct dials are guarded")
+	assert.Nil(t, r.Direct, "the gateway's guard checks the direct dials")
 }
 
 func FuzzParseRoute(f *testing.F) {
@@ -91,4 +100,79 @@ func FuzzParseRoute(f *testing.F) {
 			t.Fatalf("%q: hosts %q do not read back: %v", s, hosts.String(), err)
 		}
 	})
+}
+
+// The gateway's Router behind listener.GuardDialer, as the gateway and
+// its SOCKS relays dial through it: a name routed directly is resolved
+// and checked against the policy (localhost, refused to a client from
+// elsewhere), then dialed directly, along its name's route; a name
+// routed to a socks5h peer goes to it as a name, which only the peer
+// can resolve.
+func TestUpstreamGuarded(t *testing.T) {
+	echo := sockstest.Echo(t)
+	port := strconv.Itoa(echo.Port)
+	peerLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var peerTargets []string
+	peerCfg := &listener.Config{
+		Dialer: &net.Dialer{Resolver: sockstest.Resolver(t, func(name string) ([]netip.Addr, bool) {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, name == "onion.sockstap.test"
+		})},
+		OnRecord: func(r *listener.Record) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Request != nil {
+				peerTargets = append(peerTargets, r.Request.Target.String())
+			}
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- listener.Serve(ctx, peerLn, peerCfg) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-served:
+			assert.NoError(t, err)
+		case <-time.After(sockstest.Timeout):
+			t.Error("the peer did not stop")
+		}
+	})
+
+	d, err := upstream([]string{"socks5h://" + peerLn.Addr().String()}, []string{"localhost=direct"}, nil)
+	require.NoError(t, err)
+	g := listener.GuardDialer(d, listener.DefaultPolicy)
+	far := listener.NewContext(context.Background(), &listener.Request{
+		Version: 5, Command: socks5.CmdConnect,
+		Client: &net.TCPAddr{IP: net.ParseIP("198.51.100.7"), Port: 40000}, User: "alice", Authenticated: true,
+	})
+	near := listener.NewContext(context.Background(), &listener.Request{
+		Version: 5, Command: socks5.CmdConnect, Client: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000},
+	})
+
+	_, err = g.DialContext(far, "tcp", "localhost:"+port)
+	_, denied := errors.AsType[*listener.Denial](err)
+	assert.True(t, denied, "localhost is the gateway's own host, refused to a client from elsewhere: %v", err)
+
+	c, err := g.DialContext(near, "tcp", "localhost:"+port)
+	require.NoError(t, err, "a client on loopback may")
+	assert.Equal(t, echo.String(), c.RemoteAddr().String(), "dialed directly, as localhost's route says")
+	sockstest.Echoes(t, c, "direct")
+	c.Close()
+
+	c, err = g.DialContext(far, "tcp", "onion.sockstap.test:"+port)
+	require.NoError(t, err, "the peer resolves the name")
+	assert.Equal(t, peerLn.Addr().String(), c.RemoteAddr().String(), "through the peer")
+	sockstest.Echoes(t, c, "through the peer")
+	c.Close()
+
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(peerTargets) > 0
+	}, sockstest.Timeout, time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"onion.sockstap.test:" + port}, peerTargets, "the peer was sent the name, and nothing else")
 }
