@@ -170,6 +170,7 @@ const (
 // state is what a Gateway derives from its fields when it first serves.
 type state struct {
 	via         string
+	via11       string // the Via entry of a message received with HTTP/1.1
 	realm       string
 	policy      listener.Policy
 	dialer      proxy.ContextDialer // Dialer, or a *net.Dialer: what the Server's listener relays through
@@ -189,6 +190,7 @@ func (g *Gateway) setup() {
 	if s.via == "" {
 		s.via = newPseudonym()
 	}
+	s.via11 = "1.1 " + s.via
 	s.realm = g.Realm
 	if s.realm == "" {
 		s.realm = "sockstap"

@@ -105,7 +105,7 @@ func (ex *exchange) upgrade() {
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", upg)
 	}
-	addVia(h, resp.ProtoMajor, resp.ProtoMinor, ex.st.via)
+	ex.st.addVia(h, resp.ProtoMajor, resp.ProtoMinor)
 	var ahead []byte
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)
