@@ -276,11 +276,9 @@ func (ex *exchange) writeStored(code int, body []byte) {
 // reset rather than closed.
 func (ex *exchange) abort(unframed bool) {
 	http.NewResponseController(ex.w).Flush()
-	if unframed {
-		if fc, ok := ex.r.Context().Value(framedConnKey{}).(*framedConn); ok {
-			if tc := tcpConnOf(fc); tc != nil {
-				tc.SetLinger(0) // close sends RST
-			}
+	if unframed && ex.fc != nil {
+		if tc := tcpConnOf(ex.fc); tc != nil {
+			tc.SetLinger(0) // close sends RST
 		}
 	}
 	panic(http.ErrAbortHandler)

@@ -248,17 +248,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state()
 	ex := &exchange{g: g, st: st, r: r, start: time.Now()}
 	defer ex.release() // after the record (deferred below) is written
-	sreq, tapped := listener.FromContext(r.Context())
+	ctx := r.Context()
+	sreq, tapped := listener.FromContext(ctx)
+	ex.fc, _ = ctx.Value(framedConnKey{}).(*framedConn)
 	switch {
-	case r.Method == badFramingMethod && badFraming(r) != nil:
+	case r.Method == badFramingMethod && ex.fc != nil && ex.fc.badFraming() != nil:
 		ex.arrival = ArrivalProxy
 		if tapped {
 			ex.arrival, ex.req = arrivalOf(sreq), sreq
 		}
-		ex.w = &countingWriter{ResponseWriter: w}
+		ex.cw.ResponseWriter = w
+		ex.w = &ex.cw
 		defer ex.finish()
 		ex.w.Header().Set("Connection", "close")
-		ex.fail(http.StatusBadRequest, badFraming(r).reason, nil)
+		ex.fail(http.StatusBadRequest, ex.fc.badFraming().reason, nil)
 		return
 	case tapped:
 		ex.arrival = arrivalOf(sreq)
@@ -275,7 +278,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	ex.w = &countingWriter{ResponseWriter: w}
+	ex.cw.ResponseWriter = w
+	ex.w = &ex.cw
 	defer ex.finish()
 	ex.serve()
 }
@@ -305,13 +309,4 @@ func hostPort(host, scheme string) string {
 		return host + ":" + port
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// badFraming returns why the request was made in place of one whose
-// framing was bad (see framedConn), or nil.
-func badFraming(r *http.Request) *framingError {
-	if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok {
-		return fc.badFraming()
-	}
-	return nil
 }
