@@ -118,3 +118,50 @@ func TestClientWriteBoundPerExchange(t *testing.T) {
 		assert.Equal(t, step.want, string(b))
 	}
 }
+
+// The gateway's bound on writes to a client is the gateway's own: on a
+// connection that served a gateway request, neither a fallback page nor a
+// CONNECT tunnel that follows is cut off when the client takes a while
+// longer than the bound to read.
+func TestClientWriteBoundLetGo(t *testing.T) {
+	const bound = 100 * time.Millisecond
+	const size = 32 << 20 // more than the socket buffers hold
+	big := strings.Repeat("y", size)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page") })
+	target := sockstest.Serve(t, func(c net.Conn) { io.WriteString(c, big) })
+	w := newWorld(t, &Gateway{
+		ClientWriteTimeout: bound,
+		Fallback:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) }),
+	}, nil)
+	for _, tc := range []struct {
+		name    string
+		request string
+		method  string
+	}{
+		{"fallback", "GET /own HTTP/1.1\r\nHost: " + w.addr + "\r\n\r\n", "GET"},
+		{"tunnel", "CONNECT " + target.String() + " HTTP/1.1\r\nHost: " + target.String() + "\r\n\r\n", "CONNECT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, br := w.raw("GET " + o.URL + "/first HTTP/1.1\r\nHost: " + o.host() + "\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, "page", string(b))
+
+			_, err = io.WriteString(c, tc.request)
+			require.NoError(t, err)
+			resp, err = http.ReadResponse(br, &http.Request{Method: tc.method})
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			<-time.After(3 * bound) // the client reads nothing for a while
+			var r io.Reader = resp.Body
+			if tc.method == "CONNECT" {
+				r = io.LimitReader(br, size)
+			}
+			n, err := io.Copy(io.Discard, r)
+			require.NoError(t, err)
+			assert.Equal(t, int64(size), n, "the whole body")
+		})
+	}
+}

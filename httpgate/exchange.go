@@ -44,6 +44,7 @@ type exchange struct {
 	tunnels *tunnels // where the exchange's tunnel is counted, if it became one
 
 	rc              *http.ResponseController // the client's; see controller
+	connBound       bool                     // fc bounds each write to the client itself (see writeBound)
 	armed           time.Time                // when armWrite last set the client's write deadline
 	noWriteDeadline bool                     // the client's writer cannot set one
 }

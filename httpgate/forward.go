@@ -347,13 +347,14 @@ func (ex *exchange) controller() *http.ResponseController {
 }
 
 // armWrite gives the next write to the client ClientWriteTimeout, on a
-// connection whose writes can have a deadline. It renews the deadline at
-// most every sixteenth of the timeout (setting one costs about as much
-// as the rest of a small response's bookkeeping): a write is given at
-// least fifteen sixteenths of it.
+// connection whose writes can have a deadline, when the connection does
+// not bound each write itself (a Server's do: see writeBound). It renews
+// the deadline at most every sixteenth of the timeout (setting one costs
+// about as much as the rest of a small response's bookkeeping): a write
+// is given at least fifteen sixteenths of it.
 func (ex *exchange) armWrite() {
 	d := ex.st.clientWrite
-	if d <= 0 || ex.noWriteDeadline {
+	if d <= 0 || ex.noWriteDeadline || ex.connBound {
 		return
 	}
 	now := time.Now()

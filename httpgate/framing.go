@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // A framingError is a request whose framing is ambiguous: a proxy that
@@ -41,6 +42,7 @@ type framedConn struct {
 	ended   bool   // the stream reads as ended
 	bad     atomic.Pointer[framingError]
 	off     atomic.Bool // the parser stopped; read by handlers
+	wb      writeBound  // see writebound.go
 }
 
 // badFramingMethod is the method of the request that takes the place of
@@ -50,8 +52,11 @@ const (
 	badFramingRequest = badFramingMethod + " / HTTP/1.1\r\nHost: bad-framing.invalid\r\nConnection: close\r\n\r\n"
 )
 
-func newFramedConn(c net.Conn, maxHead int) *framedConn {
-	return &framedConn{Conn: c, p: framer{maxHead: maxHead, first: true}}
+// newFramedConn follows c's request framing, with heads of at most
+// maxHead bytes, and bounds each write to c by bound, when it is
+// positive, while the gateway serves c (see writeBound).
+func newFramedConn(c net.Conn, maxHead int, bound time.Duration) *framedConn {
+	return &framedConn{Conn: c, p: framer{maxHead: maxHead, first: true}, wb: writeBound{d: bound}}
 }
 
 // Read reads from the connection, following the framing of what it reads.

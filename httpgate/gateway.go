@@ -259,6 +259,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ex.cw.ResponseWriter = w
 		ex.w = &ex.cw
+		ex.connBound = ex.fc.boundWrites(true)
 		defer ex.finish()
 		ex.w.Header().Set("Connection", "close")
 		ex.fail(http.StatusBadRequest, ex.fc.badFraming().reason, nil)
@@ -271,6 +272,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.IsAbs() && r.URL.Host != "":
 		ex.arrival = ArrivalProxy
 	default:
+		if ex.fc != nil {
+			ex.fc.boundWrites(false) // the program's own pages bound their writes as they see fit
+		}
 		if g.Fallback != nil {
 			g.Fallback.ServeHTTP(w, r)
 		} else {
@@ -280,6 +284,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ex.cw.ResponseWriter = w
 	ex.w = &ex.cw
+	if ex.fc != nil {
+		ex.connBound = ex.fc.boundWrites(true)
+	}
 	defer ex.finish()
 	ex.serve()
 }
