@@ -271,14 +271,13 @@ func (f *framer) headLine(line []byte) error {
 	if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
 		return &framingError{"malformed header field"}
 	}
-	v := string(bytes.TrimSpace(value))
 	f.last = nil
-	switch {
+	switch { // the value is copied out only for the fields kept
 	case equalFold(name, "content-length"):
-		f.cl = append(f.cl, v)
+		f.cl = append(f.cl, string(bytes.TrimSpace(value)))
 		f.last = &f.cl
 	case equalFold(name, "transfer-encoding"):
-		f.te = append(f.te, v)
+		f.te = append(f.te, string(bytes.TrimSpace(value)))
 		f.last = &f.te
 	case equalFold(name, "upgrade"):
 		f.tunnel = true
