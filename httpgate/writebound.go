@@ -13,10 +13,12 @@ import (
 // sixteenth of it has gone by. The deadline is the connection's, and
 // outlives the exchange that set it: the next exchange, on a keep-alive
 // connection, renews it only when it is due (renewing it, and net/http
-// clearing it after each request, cost two timer operations per request,
-// 1% of a cache hit in BenchmarkProxy/hit). A write a while after the
-// deadline was set, say once the connection has been idle, renews it
-// first, so a deadline left from before never cuts a write short.
+// clearing it after each request, cost two timer operations per request:
+// 0.2 us on their own, of the 40 us of CPU a cache hit takes in
+// BenchmarkProxy/hit, and the runtime's upkeep of its timers besides).
+// A write a while after the deadline was set, say once the connection
+// has been idle, renews it first, so a deadline left from before never
+// cuts a write short.
 //
 // The bound is in force from an exchange of the gateway's until a request
 // that is not the gateway's (the Fallback's) or a tunnel takes the
