@@ -80,10 +80,10 @@ func TestStalledClientCutOff(t *testing.T) {
 }
 
 // A connection that was idle for longer than ClientWriteTimeout serves its
-// next requests: the bound is each exchange's own, and never outlives it
-// (net/http clears a connection's write deadline after each request), for
-// the gateway's answers (a response, a refusal) and for the fallback's
-// pages alike.
+// next requests: a deadline left from an exchange before never cuts a
+// write short (the connection renews it before writing, or the fallback's
+// page has none), for the gateway's answers (a response, a refusal) and
+// for the fallback's pages alike.
 func TestClientWriteBoundPerExchange(t *testing.T) {
 	const bound = 100 * time.Millisecond
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page") })
