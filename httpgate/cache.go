@@ -5,7 +5,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/sockstap/sockstap/internal/httpcache"
@@ -83,13 +82,12 @@ func (c *Cache) serve(ex *exchange, ctx context.Context) {
 			break
 		}
 	}
-	now := c.clock()
 	if stored != nil {
-		age := httpcache.CurrentAge(stored.Header, stored.RequestTime, stored.ResponseTime, now)
-		lifetime, _ := httpcache.FreshnessLifetime(stored.Status, stored.Header, stored.ResponseTime)
-		if httpcache.CanReuse(stored.Status, stored.Header, age, lifetime, r.Header) == httpcache.ReuseFresh {
+		fresh := &stored.worked().fresh
+		age := fresh.Age(c.clock())
+		if fresh.Reuse(age, r.Header) == httpcache.ReuseFresh {
 			ex.cache = CacheHit
-			c.answer(ex, stored, now)
+			c.answer(ex, stored, age)
 			return
 		}
 	}
@@ -120,7 +118,7 @@ func (c *Cache) serve(ex *exchange, ctx context.Context) {
 			// that refused the address is not an origin out of reach.
 			ex.cache = CacheStale
 			ex.err = err
-			c.answer(ex, stored, c.clock())
+			c.answer(ex, stored, stored.worked().fresh.Age(c.clock()))
 			return
 		}
 		ex.upstreamError(err)
@@ -132,12 +130,10 @@ func (c *Cache) serve(ex *exchange, ctx context.Context) {
 		// current (RFC 9111, section 4.3.4): freshen it and serve it.
 		resp.Body.Close()
 		removeHopHeaders(resp.Header)
-		fresh := *stored
-		fresh.Header = httpcache.Freshen(stored.Header, resp.Header)
-		fresh.RequestTime, fresh.ResponseTime = sent, received
-		c.replace(key, variants, stored, &fresh)
+		fresh := newEntry(stored.Status, httpcache.Freshen(stored.Header, resp.Header), stored.Selecting, sent, received, stored.Body)
+		c.replace(key, variants, stored, fresh)
 		ex.cache = CacheRevalidated
-		c.answer(ex, &fresh, received)
+		c.answer(ex, fresh, fresh.worked().fresh.Age(received))
 		return
 	}
 	var sink bodySink
@@ -150,15 +146,9 @@ func (c *Cache) serve(ex *exchange, ctx context.Context) {
 		if _, ok := h["Date"]; !ok {
 			h.Set("Date", received.UTC().Format(http.TimeFormat))
 		}
-		e := &Entry{
-			Status:       resp.StatusCode,
-			Header:       h,
-			Selecting:    httpcache.VaryKey(r.Header, resp.Header),
-			RequestTime:  sent,
-			ResponseTime: received,
-		}
+		status, selecting := resp.StatusCode, httpcache.VaryKey(r.Header, resp.Header)
 		sink = &entrySink{max: c.maxEntry(), done_: func(body []byte) {
-			e.Body = body
+			e := newEntry(status, h, selecting, sent, received, body)
 			c.replace(key, c.Store.Get(key), stored, e)
 		}}
 	} else if stored != nil && resp.StatusCode < 500 && r.Method == http.MethodGet {
@@ -204,20 +194,25 @@ func sameVariant(a, b *Entry) bool {
 	return httpcache.VaryMatches(sel, b.Header, b.Selecting)
 }
 
-// answer serves a stored response: with its Age, or 304 when the
-// client's conditionals hold.
-func (c *Cache) answer(ex *exchange, e *Entry, now time.Time) {
-	h := e.Header.Clone()
-	h.Set("Age", httpcache.FormatAge(httpcache.CurrentAge(e.Header, e.RequestTime, e.ResponseTime, now)))
-	addVia(h, 1, 1, ex.st.via)
+// answer serves a stored response, as old as age: with its Age, or 304
+// when the client's conditionals hold.
+func (c *Cache) answer(ex *exchange, e *Entry, age time.Duration) {
+	h := ex.w.Header()
+	// The stored values go out as they are: nothing changes a field's
+	// values in place, and those set here are slices of their own.
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	h["Age"] = []string{httpcache.FormatAge(age)}
+	ex.st.addVia(h, 1, 1)
 	if e.Status == http.StatusOK && httpcache.Conditional(ex.r.Header) && httpcache.NotModified(ex.r.Header, e.Header) {
-		ex.writeResponse(http.StatusNotModified, h, nil, 0, false, nil, nil)
+		ex.writeResponse(http.StatusNotModified, nil, nil, 0, false, nil, nil)
 		return
 	}
 	if bodyAllowed(e.Status) {
-		h.Set("Content-Length", strconv.Itoa(len(e.Body)))
+		h["Content-Length"] = e.worked().length
 	}
-	ex.writeResponse(e.Status, h, bytes.NewReader(e.Body), int64(len(e.Body)), false, nil, nil)
+	ex.writeStored(e.Status, e.Body)
 }
 
 // passUnsafe forwards a request the cache does not serve, and after a

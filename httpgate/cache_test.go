@@ -2,10 +2,12 @@ package httpgate
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -183,4 +185,70 @@ func TestCacheBodyTooLarge(t *testing.T) {
 		assert.Len(t, body, 4096)
 	}
 	assert.Equal(t, int64(2), o.requests.Load(), "a body over MaxEntryBytes is passed on, not stored")
+}
+
+// decodingStore keeps its entries as a store outside the process would:
+// Get hands back new Entries made of the stored fields alone.
+type decodingStore struct{ s *MemoryStore }
+
+func (d decodingStore) Get(key string) []*Entry {
+	var out []*Entry
+	for _, e := range d.s.Get(key) {
+		out = append(out, &Entry{Status: e.Status, Header: e.Header.Clone(), Body: bytes.Clone(e.Body),
+			Selecting: e.Selecting.Clone(), RequestTime: e.RequestTime, ResponseTime: e.ResponseTime})
+	}
+	return out
+}
+
+func (d decodingStore) Set(key string, variants []*Entry) { d.s.Set(key, variants) }
+
+// A hit answers with the stored fields, its Age as the clock says, its own
+// Via entry added once (the stored response's fields are shared by every
+// hit, and not changed by one), and the stored body's length; the same
+// from an Entry the cache did not make, which it works out on use.
+func TestCacheHitFields(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store func() Store
+	}{
+		{"memory", func() Store { return NewMemoryStore(1 << 20) }},
+		{"decoding", func() Store { return decodingStore{NewMemoryStore(1 << 20)} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				w.Header().Set("Via", "1.1 upstream-cache")
+				w.Header().Set("X-Multi", "a")
+				w.Header().Add("X-Multi", "b")
+				w.Header().Set("Transfer-Encoding", "chunked") // no Content-Length from the origin
+				w.(http.Flusher).Flush()
+				io.WriteString(w, "seven b")
+			})
+			var now atomic.Int64
+			now.Store(time.Now().Unix())
+			c := &Cache{Store: tc.store()}
+			c.now = func() time.Time { return time.Unix(now.Load(), 0) }
+			w := newWorld(t, &Gateway{Cache: c, Via: "gw-test"}, nil)
+			_, body := w.get(o.URL + "/f")
+			require.Equal(t, "seven b", body)
+			assert.Equal(t, CacheMiss, w.record().Cache)
+			var age int64
+			for i, later := range []int64{10, 0, 5} {
+				now.Add(later)
+				age += later
+				resp, body := w.get(o.URL + "/f")
+				assert.Equal(t, "seven b", body)
+				assert.Equal(t, CacheHit, w.record().Cache, "hit %d", i)
+				assert.Equal(t, []string{"1.1 upstream-cache", "1.1 gw-test"}, resp.Header.Values("Via"), "hit %d", i)
+				assert.Equal(t, []string{"a", "b"}, resp.Header.Values("X-Multi"), "hit %d", i)
+				assert.Equal(t, int64(7), resp.ContentLength, "hit %d", i)
+				assert.Equal(t, strconv.FormatInt(age, 10), resp.Header.Get("Age"), "hit %d", i)
+			}
+			now.Add(60) // stale: the origin is asked again
+			_, body = w.get(o.URL + "/f")
+			assert.Equal(t, "seven b", body)
+			assert.Equal(t, CacheMiss, w.record().Cache)
+			assert.Equal(t, int64(2), o.requests.Load())
+		})
+	}
 }

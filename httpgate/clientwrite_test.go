@@ -80,10 +80,10 @@ func TestStalledClientCutOff(t *testing.T) {
 }
 
 // A connection that was idle for longer than ClientWriteTimeout serves its
-// next requests: the bound is each exchange's own, and never outlives it
-// (net/http clears a connection's write deadline after each request), for
-// the gateway's answers (a response, a refusal) and for the fallback's
-// pages alike.
+// next requests: a deadline left from an exchange before never cuts a
+// write short (the connection renews it before writing, or the fallback's
+// page has none), for the gateway's answers (a response, a refusal) and
+// for the fallback's pages alike.
 func TestClientWriteBoundPerExchange(t *testing.T) {
 	const bound = 100 * time.Millisecond
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page") })
@@ -116,5 +116,52 @@ func TestClientWriteBoundPerExchange(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
 		assert.Equal(t, step.want, string(b))
+	}
+}
+
+// The gateway's bound on writes to a client is the gateway's own: on a
+// connection that served a gateway request, neither a fallback page nor a
+// CONNECT tunnel that follows is cut off when the client takes a while
+// longer than the bound to read.
+func TestClientWriteBoundLetGo(t *testing.T) {
+	const bound = 100 * time.Millisecond
+	const size = 32 << 20 // more than the socket buffers hold
+	big := strings.Repeat("y", size)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page") })
+	target := sockstest.Serve(t, func(c net.Conn) { io.WriteString(c, big) })
+	w := newWorld(t, &Gateway{
+		ClientWriteTimeout: bound,
+		Fallback:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) }),
+	}, nil)
+	for _, tc := range []struct {
+		name    string
+		request string
+		method  string
+	}{
+		{"fallback", "GET /own HTTP/1.1\r\nHost: " + w.addr + "\r\n\r\n", "GET"},
+		{"tunnel", "CONNECT " + target.String() + " HTTP/1.1\r\nHost: " + target.String() + "\r\n\r\n", "CONNECT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, br := w.raw("GET " + o.URL + "/first HTTP/1.1\r\nHost: " + o.host() + "\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, "page", string(b))
+
+			_, err = io.WriteString(c, tc.request)
+			require.NoError(t, err)
+			resp, err = http.ReadResponse(br, &http.Request{Method: tc.method})
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			<-time.After(3 * bound) // the client reads nothing for a while
+			var r io.Reader = resp.Body
+			if tc.method == "CONNECT" {
+				r = io.LimitReader(br, size)
+			}
+			n, err := io.Copy(io.Discard, r)
+			require.NoError(t, err)
+			assert.Equal(t, int64(size), n, "the whole body")
+		})
 	}
 }

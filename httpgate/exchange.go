@@ -19,11 +19,14 @@ import (
 type exchange struct {
 	g       *Gateway
 	st      *state
-	w       *countingWriter
+	w       *countingWriter // &cw
+	cw      countingWriter
 	r       *http.Request
+	fc      *framedConn // the client's connection, when a Server serves it
 	start   time.Time
 	arrival Arrival
 	req     *listener.Request // the client and destination, as the policy sees them
+	proxied listener.Request  // what req points to for a client of the HTTP proxy
 	ctx     context.Context   // see context; nil until it is first asked for
 	target  string            // host:port the request goes to
 	url     string            // the absolute URL, for the record and the cache
@@ -41,6 +44,7 @@ type exchange struct {
 	tunnels *tunnels // where the exchange's tunnel is counted, if it became one
 
 	rc              *http.ResponseController // the client's; see controller
+	connBound       bool                     // fc bounds each write to the client itself (see writeBound)
 	armed           time.Time                // when armWrite last set the client's write deadline
 	noWriteDeadline bool                     // the client's writer cannot set one
 }
@@ -55,8 +59,7 @@ func (ex *exchange) release() {
 // serve decides what the request is and serves it.
 func (ex *exchange) serve() {
 	r := ex.r
-	fc, _ := r.Context().Value(framedConnKey{}).(*framedConn)
-	if fc != nil && !fc.Following() {
+	if fc := ex.fc; fc != nil && !fc.Following() {
 		// The connection may have become a tunnel, or not: it is closed
 		// after this response unless the request takes it over.
 		ex.w.Header().Set("Connection", "close")
@@ -105,7 +108,9 @@ type framedConnKey struct{}
 func (ex *exchange) context() context.Context {
 	if ex.ctx == nil {
 		ctx := ex.r.Context()
-		if r, ok := listener.FromContext(ctx); !ok || r != ex.req {
+		if !ex.arrival.tapped() {
+			// A tapped stream's context carries its request already
+			// (connContext): that of any other request does not.
 			ctx = listener.NewContext(ctx, ex.req)
 		}
 		ex.ctx = context.WithValue(ctx, arrivalKey{}, ex.arrival)
@@ -204,25 +209,33 @@ func (ex *exchange) tappedDestination() bool {
 // clientRequest is the policy's view of a forward-proxy client.
 func (ex *exchange) clientRequest(user string) *listener.Request {
 	target, _ := socks5.ParseAddr(ex.target)
-	req := &listener.Request{
+	req := &ex.proxied
+	*req = listener.Request{
 		Command: socks5.CmdConnect,
 		Target:  target,
 		User:    user,
-		Client:  remoteAddr(ex.r),
+		Client:  ex.remoteAddr(),
 	}
 	if user != "" {
 		req.Authenticated = true
 		req.Method = socks5.AuthUserPass
 	}
-	if a, ok := ex.r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+	if ex.fc != nil {
+		req.Local = ex.fc.LocalAddr() // what the server puts in the context
+	} else if a, ok := ex.r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		req.Local = a
 	}
 	return req
 }
 
-// remoteAddr is the client's address as a net.Addr.
-func remoteAddr(r *http.Request) net.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+// remoteAddr is the client's address as a net.Addr: the connection's,
+// whose String the server made r.RemoteAddr of, or else r.RemoteAddr
+// parsed.
+func (ex *exchange) remoteAddr() net.Addr {
+	if ex.fc != nil {
+		return ex.fc.RemoteAddr()
+	}
+	ap, err := netip.ParseAddrPort(ex.r.RemoteAddr)
 	if err != nil {
 		return nil
 	}
@@ -313,8 +326,7 @@ func quoteDetails(s string) string {
 
 // finish writes the exchange's record.
 func (ex *exchange) finish() {
-	rec := &Record{
-		Client:    remoteAddr(ex.r),
+	rec := Record{
 		Arrival:   ex.arrival,
 		Method:    ex.r.Method,
 		URL:       ex.url,
@@ -330,18 +342,20 @@ func (ex *exchange) finish() {
 	}
 	if ex.req != nil {
 		rec.User = ex.req.User
-		if ex.req.Client != nil {
-			rec.Client = ex.req.Client
-		}
+		rec.Client = ex.req.Client
 		if ex.arrival.tapped() {
 			rec.SOCKS = ex.req
 		}
+	}
+	if rec.Client == nil {
+		rec.Client = ex.remoteAddr()
 	}
 	if ex.body != nil {
 		rec.BytesUp += ex.body.n.Load()
 	}
 	rec.log(ex.st.logger)
 	if ex.g.OnRecord != nil {
-		ex.g.OnRecord(rec)
+		r := rec // on the heap only when someone takes it
+		ex.g.OnRecord(&r)
 	}
 }

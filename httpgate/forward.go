@@ -44,7 +44,7 @@ func (ex *exchange) outgoing(ctx context.Context, keepUpgrade bool) *http.Reques
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", upgrade)
 	}
-	addVia(h, r.ProtoMajor, r.ProtoMinor, ex.st.via)
+	ex.st.addVia(h, r.ProtoMajor, r.ProtoMinor)
 	if ex.g.Forwarded {
 		addForwarded(h, r, out.URL.Scheme)
 	}
@@ -149,7 +149,7 @@ func (ex *exchange) informational(code int, header textproto.MIMEHeader) error {
 	}
 	hh := http.Header(header).Clone()
 	removeHopHeaders(hh)
-	addVia(hh, 1, 1, ex.st.via)
+	ex.st.addVia(hh, 1, 1)
 	h := ex.w.Header()
 	saved := h.Clone()
 	clear(h)
@@ -173,7 +173,7 @@ func (ex *exchange) informational(code int, header textproto.MIMEHeader) error {
 func (ex *exchange) respond(resp *http.Response, tee bodySink) {
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header)
-	addVia(resp.Header, resp.ProtoMajor, resp.ProtoMinor, ex.st.via)
+	ex.st.addVia(resp.Header, resp.ProtoMajor, resp.ProtoMinor)
 	ex.writeResponse(resp.StatusCode, resp.Header, resp.Body, resp.ContentLength,
 		closeDelimited(resp), resp.Trailer, tee)
 }
@@ -197,14 +197,12 @@ type bodySink interface {
 	done(complete bool)
 }
 
-// writeResponse writes a response to the client.
+// writeResponse writes a response to the client, its fields header added
+// to those already set.
 func (ex *exchange) writeResponse(code int, header http.Header, body io.Reader, length int64, closeDelim bool, trailer http.Header, tee bodySink) {
 	h := ex.w.Header()
 	for k, v := range header {
 		h[k] = v
-	}
-	if _, ok := h["Content-Type"]; !ok {
-		h["Content-Type"] = nil // net/http would guess one: a proxy does not
 	}
 	if len(trailer) > 0 {
 		keys := make([]string, 0, len(trailer))
@@ -218,12 +216,8 @@ func (ex *exchange) writeResponse(code int, header http.Header, body io.Reader, 
 		// told "identity": then it closes the connection after it.
 		h["Transfer-Encoding"] = []string{"identity"}
 	}
-	// The server writes what is left (the head of a response without a
-	// body, the end of a chunked one, trailers) once the handler returns:
-	// bounded from then.
-	defer ex.armWrite()
-	ex.armWrite()
-	ex.w.WriteHeader(code)
+	defer ex.armWrite() // see writeHead
+	ex.writeHead(code)
 	if body == nil {
 		if tee != nil {
 			tee.done(true)
@@ -244,6 +238,37 @@ func (ex *exchange) writeResponse(code int, header http.Header, body io.Reader, 
 	}
 }
 
+// writeHead writes the head of a response with the fields set in
+// ex.w.Header(). The server writes what is left of the response (the
+// head of one without a body, the end of a chunked one, trailers) once
+// the handler returns: the caller arms the client's write deadline again
+// when it is done, to bound that from then.
+func (ex *exchange) writeHead(code int) {
+	h := ex.w.Header()
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // net/http would guess one: a proxy does not
+	}
+	ex.armWrite()
+	ex.w.WriteHeader(code)
+}
+
+// writeStored writes a response whose fields are set and whose body is
+// all in hand: a stored one. The body goes in pieces of copyChunk, each
+// write bounded by ClientWriteTimeout, as copyBody's are.
+func (ex *exchange) writeStored(code int, body []byte) {
+	defer ex.armWrite() // see writeHead
+	ex.writeHead(code)
+	for len(body) > 0 {
+		n := min(len(body), copyChunk)
+		ex.armWrite()
+		if _, err := ex.w.Write(body[:n]); err != nil {
+			ex.clientWriteFailed(err)
+			return
+		}
+		body = body[n:]
+	}
+}
+
 // abort ends a response that cannot be completed: what was written of it
 // goes out, then the connection ends, so that the client does not take it
 // for whole (RFC 9112, section 8). When its body has neither a length nor
@@ -251,11 +276,9 @@ func (ex *exchange) writeResponse(code int, header http.Header, body io.Reader, 
 // reset rather than closed.
 func (ex *exchange) abort(unframed bool) {
 	http.NewResponseController(ex.w).Flush()
-	if unframed {
-		if fc, ok := ex.r.Context().Value(framedConnKey{}).(*framedConn); ok {
-			if tc := tcpConnOf(fc); tc != nil {
-				tc.SetLinger(0) // close sends RST
-			}
+	if unframed && ex.fc != nil {
+		if tc := tcpConnOf(ex.fc); tc != nil {
+			tc.SetLinger(0) // close sends RST
 		}
 	}
 	panic(http.ErrAbortHandler)
@@ -276,7 +299,10 @@ func tcpConnOf(c net.Conn) *net.TCPConn {
 	return nil
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyChunk is the most of a body passed on in one write.
+const copyChunk = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyChunk); return &b }}
 
 // copyBody copies body to the client, flushing after each read when the
 // length is unknown (a stream: events, long polls), and to tee. It
@@ -321,13 +347,14 @@ func (ex *exchange) controller() *http.ResponseController {
 }
 
 // armWrite gives the next write to the client ClientWriteTimeout, on a
-// connection whose writes can have a deadline. It renews the deadline at
-// most every sixteenth of the timeout (setting one costs about as much
-// as the rest of a small response's bookkeeping): a write is given at
-// least fifteen sixteenths of it.
+// connection whose writes can have a deadline, when the connection does
+// not bound each write itself (a Server's do: see writeBound). It renews
+// the deadline at most every sixteenth of the timeout (setting one costs
+// about as much as the rest of a small response's bookkeeping): a write
+// is given at least fifteen sixteenths of it.
 func (ex *exchange) armWrite() {
 	d := ex.st.clientWrite
-	if d <= 0 || ex.noWriteDeadline {
+	if d <= 0 || ex.noWriteDeadline || ex.connBound {
 		return
 	}
 	now := time.Now()

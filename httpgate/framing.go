@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // A framingError is a request whose framing is ambiguous: a proxy that
@@ -41,6 +42,7 @@ type framedConn struct {
 	ended   bool   // the stream reads as ended
 	bad     atomic.Pointer[framingError]
 	off     atomic.Bool // the parser stopped; read by handlers
+	wb      writeBound  // see writebound.go
 }
 
 // badFramingMethod is the method of the request that takes the place of
@@ -50,8 +52,11 @@ const (
 	badFramingRequest = badFramingMethod + " / HTTP/1.1\r\nHost: bad-framing.invalid\r\nConnection: close\r\n\r\n"
 )
 
-func newFramedConn(c net.Conn, maxHead int) *framedConn {
-	return &framedConn{Conn: c, p: framer{maxHead: maxHead, first: true}}
+// newFramedConn follows c's request framing, with heads of at most
+// maxHead bytes, and bounds each write to c by bound, when it is
+// positive, while the gateway serves c (see writeBound).
+func newFramedConn(c net.Conn, maxHead int, bound time.Duration) *framedConn {
+	return &framedConn{Conn: c, p: framer{maxHead: maxHead, first: true}, wb: writeBound{d: bound}}
 }
 
 // Read reads from the connection, following the framing of what it reads.
@@ -266,14 +271,13 @@ func (f *framer) headLine(line []byte) error {
 	if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
 		return &framingError{"malformed header field"}
 	}
-	v := string(bytes.TrimSpace(value))
 	f.last = nil
-	switch {
+	switch { // the value is copied out only for the fields kept
 	case equalFold(name, "content-length"):
-		f.cl = append(f.cl, v)
+		f.cl = append(f.cl, string(bytes.TrimSpace(value)))
 		f.last = &f.cl
 	case equalFold(name, "transfer-encoding"):
-		f.te = append(f.te, v)
+		f.te = append(f.te, string(bytes.TrimSpace(value)))
 		f.last = &f.te
 	case equalFold(name, "upgrade"):
 		f.tunnel = true

@@ -173,6 +173,7 @@ const (
 // state is what a Gateway derives from its fields when it first serves.
 type state struct {
 	via         string
+	via11       string // the Via entry of a message received with HTTP/1.1
 	realm       string
 	policy      listener.Policy
 	dialer      proxy.ContextDialer // Dialer, or a *net.Dialer: what the Server's listener relays through
@@ -192,6 +193,7 @@ func (g *Gateway) setup() {
 	if s.via == "" {
 		s.via = newPseudonym()
 	}
+	s.via11 = "1.1 " + s.via
 	s.realm = g.Realm
 	if s.realm == "" {
 		s.realm = "sockstap"
@@ -246,17 +248,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state()
 	ex := &exchange{g: g, st: st, r: r, start: time.Now()}
 	defer ex.release() // after the record (deferred below) is written
-	sreq, tapped := listener.FromContext(r.Context())
+	ctx := r.Context()
+	sreq, tapped := listener.FromContext(ctx)
+	ex.fc, _ = ctx.Value(framedConnKey{}).(*framedConn)
 	switch {
-	case r.Method == badFramingMethod && badFraming(r) != nil:
+	case r.Method == badFramingMethod && ex.fc != nil && ex.fc.badFraming() != nil:
 		ex.arrival = ArrivalProxy
 		if tapped {
 			ex.arrival, ex.req = arrivalOf(sreq), sreq
 		}
-		ex.w = &countingWriter{ResponseWriter: w}
+		ex.cw.ResponseWriter = w
+		ex.w = &ex.cw
+		ex.connBound = ex.fc.boundWrites(true)
 		defer ex.finish()
 		ex.w.Header().Set("Connection", "close")
-		ex.fail(http.StatusBadRequest, badFraming(r).reason, nil)
+		ex.fail(http.StatusBadRequest, ex.fc.badFraming().reason, nil)
 		return
 	case tapped:
 		ex.arrival = arrivalOf(sreq)
@@ -266,6 +272,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.IsAbs() && r.URL.Host != "":
 		ex.arrival = ArrivalProxy
 	default:
+		if ex.fc != nil {
+			ex.fc.boundWrites(false) // the program's own pages bound their writes as they see fit
+		}
 		if g.Fallback != nil {
 			g.Fallback.ServeHTTP(w, r)
 		} else {
@@ -273,7 +282,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	ex.w = &countingWriter{ResponseWriter: w}
+	ex.cw.ResponseWriter = w
+	ex.w = &ex.cw
+	if ex.fc != nil {
+		ex.connBound = ex.fc.boundWrites(true)
+	}
 	defer ex.finish()
 	ex.serve()
 }
@@ -303,13 +316,4 @@ func hostPort(host, scheme string) string {
 		return host + ":" + port
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// badFraming returns why the request was made in place of one whose
-// framing was bad (see framedConn), or nil.
-func badFraming(r *http.Request) *framingError {
-	if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok {
-		return fc.badFraming()
-	}
-	return nil
 }

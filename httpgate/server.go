@@ -165,7 +165,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return context.WithValue(context.Background(), tunnelsKey{}, ts)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(&framedListener{Listener: l, maxHead: s.maxHead()}) }()
+	go func() {
+		errc <- srv.Serve(&framedListener{Listener: l, maxHead: s.maxHead(), writeBound: st.clientWrite})
+	}()
 	select {
 	case err := <-errc:
 		l.Close()
@@ -246,7 +248,8 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // accepts (see framedConn).
 type framedListener struct {
 	net.Listener
-	maxHead int
+	maxHead    int
+	writeBound time.Duration // the gateway's ClientWriteTimeout, 0 for none
 }
 
 // Close does nothing: Serve stops the listener itself, gracefully, while
@@ -258,5 +261,5 @@ func (l *framedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newFramedConn(c, l.maxHead), nil
+	return newFramedConn(c, l.maxHead, l.writeBound), nil
 }

@@ -3,11 +3,21 @@ package httpgate
 import (
 	"container/list"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sockstap/sockstap/internal/httpcache"
 )
 
 // Entry is a stored response.
+//
+// Beside its fields, an Entry the cache made keeps what the cache worked
+// out of them when it stored the entry (its age, its freshness lifetime),
+// so that a hit parses none of its fields again. A Store that hands back
+// the *Entry it was given keeps that; an Entry made otherwise (a Store
+// that decodes its entries, say) is worked out on each use, with the same
+// result.
 type Entry struct {
 	Status int
 	Header http.Header // the response's fields, as stored (no hop-by-hop fields)
@@ -21,6 +31,41 @@ type Entry struct {
 	// sent, ResponseTime when the response arrived: the age calculation's
 	// request_time and response_time (RFC 9111, section 4.2.3).
 	RequestTime, ResponseTime time.Time
+
+	meta *entryMeta // set by newEntry; nil in an Entry made otherwise
+}
+
+// entryMeta is what the cache works out of an entry's fields.
+type entryMeta struct {
+	fresh  httpcache.Stored
+	length []string // the Content-Length field of the body: its length
+}
+
+// newEntry returns an entry with what the cache needs of it worked out.
+// The cache changes none of its fields afterwards.
+func newEntry(status int, header, selecting http.Header, sent, received time.Time, body []byte) *Entry {
+	e := &Entry{Status: status, Header: header, Body: body, Selecting: selecting, RequestTime: sent, ResponseTime: received}
+	m := e.work()
+	e.meta = &m
+	return e
+}
+
+// work works out what the cache needs of e's fields.
+func (e *Entry) work() entryMeta {
+	return entryMeta{
+		fresh:  httpcache.NewStored(e.Status, e.Header, e.RequestTime, e.ResponseTime),
+		length: []string{strconv.Itoa(len(e.Body))},
+	}
+}
+
+// worked returns what the cache worked out of e's fields when it stored
+// e, or works it out now for an Entry the cache did not make.
+func (e *Entry) worked() *entryMeta {
+	if e.meta != nil {
+		return e.meta
+	}
+	m := e.work()
+	return &m
 }
 
 // Size is about how many bytes e takes in memory.

@@ -105,7 +105,7 @@ func (ex *exchange) upgrade() {
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", upg)
 	}
-	addVia(h, resp.ProtoMajor, resp.ProtoMinor, ex.st.via)
+	ex.st.addVia(h, resp.ProtoMajor, resp.ProtoMinor)
 	var ahead []byte
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)
@@ -147,6 +147,9 @@ func protocolName(v string) string {
 // server's (see tunnels) until the exchange ends. It fails when the server
 // is closing its tunnels.
 func (ex *exchange) hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if ex.fc != nil {
+		ex.fc.boundWrites(false) // a tunnel's bounds are its own
+	}
 	c, brw, err := http.NewResponseController(ex.w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err

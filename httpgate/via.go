@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -19,9 +20,14 @@ func newPseudonym() string {
 
 // addVia appends the gateway's entry to h's Via field (RFC 9110, section
 // 7.6.3): the protocol version the message was received with, and the
-// gateway's name.
-func addVia(h http.Header, major, minor int, name string) {
-	h.Add("Via", viaVersion(major, minor)+" "+name)
+// gateway's name. The field's values go in a slice of their own: h's may
+// be shared with a stored response's.
+func (s *state) addVia(h http.Header, major, minor int) {
+	entry := s.via11
+	if major != 1 || minor != 1 {
+		entry = viaVersion(major, minor) + " " + s.via
+	}
+	h["Via"] = append(slices.Clip(h["Via"]), entry)
 }
 
 func viaVersion(major, minor int) string {

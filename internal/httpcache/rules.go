@@ -28,8 +28,10 @@ type Directives map[string]string
 // directives, each a token with an optional "=" and a token or a
 // quoted-string value. A comma inside a quoted string does not end a
 // directive, so that a directive named there is not one.
+// A field with no directives, or none at all, is a nil Directives, which
+// reads as empty.
 func ParseCacheControl(lines []string) Directives {
-	d := Directives{}
+	var d Directives
 	for _, line := range lines {
 		for len(line) > 0 {
 			var item string
@@ -41,6 +43,9 @@ func ParseCacheControl(lines []string) Directives {
 			}
 			if _, seen := d[name]; seen {
 				continue
+			}
+			if d == nil {
+				d = Directives{}
 			}
 			value = strings.TrimSpace(value)
 			if hasValue && len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
@@ -360,11 +365,16 @@ func AgeValue(resp http.Header) (age time.Duration, ok bool) {
 //	resident_time = now - response_time;
 //	current_age = corrected_initial_age + resident_time;
 func CurrentAge(resp http.Header, requestTime, responseTime, now time.Time) time.Duration {
+	return addSat(initialAge(resp, requestTime, responseTime), now.Sub(responseTime))
+}
+
+// initialAge is CurrentAge's corrected_initial_age: the response's age
+// when it was received.
+func initialAge(resp http.Header, requestTime, responseTime time.Time) time.Duration {
 	apparent := max(0, responseTime.Sub(dateOf(resp, responseTime)))
 	ageValue, _ := AgeValue(resp)
 	corrected := addSat(ageValue, responseTime.Sub(requestTime))
-	initial := max(apparent, corrected)
-	return addSat(initial, now.Sub(responseTime))
+	return max(apparent, corrected)
 }
 
 func addSat(a, b time.Duration) time.Duration {
@@ -392,9 +402,14 @@ const (
 // response is never served stale: it is validated (the cache does not use
 // the leave of section 4.2.4).
 func CanReuse(status int, resp http.Header, age, lifetime time.Duration, req http.Header) Reuse {
-	rcc := ParseCacheControl(resp["Cache-Control"])
+	return canReuse(ParseCacheControl(resp["Cache-Control"]).Has("no-cache"), age, lifetime, req)
+}
+
+// canReuse is CanReuse for a response whose Cache-Control has no-cache or
+// not.
+func canReuse(noCache bool, age, lifetime time.Duration, req http.Header) Reuse {
 	qcc := ParseCacheControl(req["Cache-Control"])
-	if rcc.Has("no-cache") || qcc.Has("no-cache") {
+	if noCache || qcc.Has("no-cache") {
 		return ReuseValidate
 	}
 	if age >= lifetime {
@@ -407,6 +422,46 @@ func CanReuse(status int, resp http.Header, age, lifetime time.Duration, req htt
 		return ReuseValidate
 	}
 	return ReuseFresh
+}
+
+// Stored is what the age and freshness calculations need of a stored
+// response, worked out once, when the response is stored: a later request
+// that it answers parses none of its fields again.
+type Stored struct {
+	// InitialAge is the response's age when it was received: RFC 9111's
+	// corrected_initial_age (section 4.2.3).
+	InitialAge time.Duration
+	// ResponseTime is when it was received.
+	ResponseTime time.Time
+	// Lifetime is its freshness lifetime (section 4.2.1).
+	Lifetime time.Duration
+	// NoCache is its no-cache directive: it must be validated before any
+	// reuse (section 5.2.2.4).
+	NoCache bool
+}
+
+// NewStored works out what the rules need of a response with status and
+// fields resp, requested at requestTime and received at responseTime,
+// as [CurrentAge], [FreshnessLifetime] and [CanReuse] do.
+func NewStored(status int, resp http.Header, requestTime, responseTime time.Time) Stored {
+	lifetime, _ := FreshnessLifetime(status, resp, responseTime)
+	return Stored{
+		InitialAge:   initialAge(resp, requestTime, responseTime),
+		ResponseTime: responseTime,
+		Lifetime:     lifetime,
+		NoCache:      ParseCacheControl(resp["Cache-Control"]).Has("no-cache"),
+	}
+}
+
+// Age is the response's current_age at now (section 4.2.3).
+func (s *Stored) Age(now time.Time) time.Duration {
+	return addSat(s.InitialAge, now.Sub(s.ResponseTime))
+}
+
+// Reuse decides, as CanReuse does, whether the response, as old as age,
+// can answer a request with fields req without contacting the origin.
+func (s *Stored) Reuse(age time.Duration, req http.Header) Reuse {
+	return canReuse(s.NoCache, age, s.Lifetime, req)
 }
 
 // notUpdated are the fields a 304 does not change in the stored response

@@ -173,6 +173,62 @@ func TestCanReuse(t *testing.T) {
 	assert.Equal(t, ReuseFresh, CanReuse(200, fresh, 20*time.Second, min, hdr("Cache-Control", "min-fresh=30")))
 }
 
+// What a stored response's fields say, worked out once when it is stored,
+// gives the age, the lifetime and the decisions that working it out again
+// on every use gives.
+func TestStored(t *testing.T) {
+	reqTime := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
+	respTime := reqTime.Add(2 * time.Second)
+	date := func(d time.Duration) string { return respTime.Add(d).Format(http.TimeFormat) }
+	responses := []struct {
+		name   string
+		status int
+		resp   http.Header
+	}{
+		{"max-age", 200, hdr("Cache-Control", "max-age=60", "Date", date(0))},
+		{"s-maxage and an old Age", 200, hdr("Cache-Control", "max-age=600, s-maxage=100", "Date", date(-5*time.Second), "Age", "30")},
+		{"no-cache", 200, hdr("Cache-Control", "max-age=60, no-cache", "Date", date(0))},
+		{"qualified no-cache", 200, hdr("Cache-Control", `max-age=60, no-cache="Set-Cookie"`)},
+		{"expires", 200, hdr("Date", date(0), "Expires", date(time.Hour))},
+		{"heuristic", 404, hdr("Date", date(0), "Last-Modified", date(-100*time.Second))},
+		{"invalid age", 200, hdr("Cache-Control", "max-age=60", "Age", "x")},
+		{"date in the future", 200, hdr("Cache-Control", "max-age=60", "Date", date(time.Hour))},
+		{"nothing", 200, hdr()},
+	}
+	requests := []http.Header{
+		{},
+		hdr("Cache-Control", "max-age=5"),
+		hdr("Cache-Control", "min-fresh=50"),
+		hdr("Cache-Control", "no-cache"),
+	}
+	for _, tc := range responses {
+		s := NewStored(tc.status, tc.resp, reqTime, respTime)
+		lifetime, _ := FreshnessLifetime(tc.status, tc.resp, respTime)
+		assert.Equal(t, lifetime, s.Lifetime, tc.name)
+		for _, later := range []time.Duration{0, 3 * time.Second, 40 * time.Second, 2 * time.Hour} {
+			now := respTime.Add(later)
+			age := CurrentAge(tc.resp, reqTime, respTime, now)
+			assert.Equal(t, age, s.Age(now), "%s, %v later", tc.name, later)
+			for _, req := range requests {
+				assert.Equal(t, CanReuse(tc.status, tc.resp, age, lifetime, req), s.Reuse(age, req),
+					"%s, %v later, request %v", tc.name, later, req)
+			}
+		}
+	}
+	// The decisions are not all the same: the table tells them apart.
+	fresh := NewStored(200, hdr("Cache-Control", "max-age=60"), reqTime, respTime)
+	assert.Equal(t, ReuseFresh, fresh.Reuse(fresh.Age(respTime.Add(time.Second)), http.Header{}))
+	assert.Equal(t, ReuseValidate, fresh.Reuse(fresh.Age(respTime.Add(time.Minute)), http.Header{}))
+}
+
+func TestParseCacheControlNone(t *testing.T) {
+	assert.Nil(t, ParseCacheControl(nil))
+	assert.Nil(t, ParseCacheControl([]string{"", " , "}))
+	assert.False(t, ParseCacheControl(nil).Has("no-cache"))
+	_, ok, _ := ParseCacheControl(nil).Seconds("max-age")
+	assert.False(t, ok)
+}
+
 func TestVary(t *testing.T) {
 	resp := hdr("Vary", "Accept-Language, Foo")
 	stored := VaryKey(hdr("Accept-Language", "en", "Other", "x"), resp)
