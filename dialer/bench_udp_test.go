@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sockstap/sockstap/dialer"
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/internal/interop"
 	"github.com/sockstap/sockstap/internal/sockstest"
 )
@@ -276,7 +277,7 @@ func flow(b *testing.B, conns []net.Conn, n, size int) (sent, got int64) {
 			for got := 0; got < quota; got++ {
 				c.SetReadDeadline(time.Now().Add(endWait))
 				if _, err := c.Read(buf); err != nil {
-					if !isTimeout(err) {
+					if !deadline.IsTimeout(err) {
 						b.Error(err)
 					}
 					return // the rest are lost

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/socks4"
 	"github.com/sockstap/sockstap/socks5"
 )
@@ -109,7 +110,7 @@ func (l *BindListener) Accept() (net.Conn, error) {
 		return nil, l.acceptError(net.ErrClosed)
 	}
 	if err != nil {
-		if isTimeout(err) && r.n == 0 {
+		if deadline.IsTimeout(err) && r.n == 0 {
 			return nil, l.acceptError(err) // nothing read: Accept may wait again
 		}
 		l.closed = true
@@ -122,7 +123,7 @@ func (l *BindListener) Accept() (net.Conn, error) {
 }
 
 func (l *BindListener) acceptError(err error) error {
-	if isTimeout(err) {
+	if deadline.IsTimeout(err) {
 		err = &timeoutError{err}
 	}
 	return l.d.opError("accept", l.network, l.target, err)

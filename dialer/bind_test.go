@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sockstap/sockstap/dialer"
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks5"
 )
@@ -148,7 +149,7 @@ func TestListen(t *testing.T) {
 		l := listen(t, &dialer.Dialer{Proxy: proxyAddr, Scheme: dialer.SOCKS5}, "127.0.0.2:0")
 		require.NoError(t, l.SetDeadline(time.Now().Add(20*time.Millisecond)))
 		_, err := l.Accept()
-		assert.True(t, isTimeout(err), "%v", err)
+		assert.True(t, deadline.IsTimeout(err), "%v", err)
 		require.NoError(t, l.SetDeadline(time.Now().Add(wait)))
 		close(peerReady)
 		c, err := l.Accept()
@@ -157,7 +158,7 @@ func TestListen(t *testing.T) {
 		assert.Equal(t, "127.0.0.2:4661", c.RemoteAddr().String())
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
 		_, err = c.Read(make([]byte, 1))
-		assert.True(t, isTimeout(err), "the connection's own deadline works: %v", err)
+		assert.True(t, deadline.IsTimeout(err), "the connection's own deadline works: %v", err)
 	})
 	t.Run("errors before the proxy is contacted", func(t *testing.T) {
 		d := &dialer.Dialer{Proxy: "127.0.0.9:1080", Forward: &blockingDialer{called: make(chan struct{}, 1)}}

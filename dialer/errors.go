@@ -3,8 +3,8 @@ package dialer
 import (
 	"context"
 	"errors"
-	"net"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/socks5"
 )
 
@@ -38,7 +38,7 @@ type unreachableError struct{ err error }
 
 func (e *unreachableError) Error() string { return "reaching the proxy: " + e.err.Error() }
 func (e *unreachableError) Unwrap() error { return e.err }
-func (e *unreachableError) Timeout() bool { return isTimeout(e.err) }
+func (e *unreachableError) Timeout() bool { return deadline.IsTimeout(e.err) }
 
 // unreachable reports whether err says the proxy could not be reached.
 func unreachable(err error) bool {
@@ -61,15 +61,6 @@ func (e *ctxError) Unwrap() []error { return []error{e.ctx, e.err} }
 // Timeout reports whether the context's deadline passed, so that the
 // *net.OpError around the error reports a timeout.
 func (e *ctxError) Timeout() bool { return e.ctx == context.DeadlineExceeded }
-
-// isTimeout reports whether err is a net.Error that timed out, or a
-// context's deadline.
-func isTimeout(err error) bool {
-	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-		return true
-	}
-	return errors.Is(err, context.DeadlineExceeded)
-}
 
 // ErrUnsupportedCommand is matched by the error of a request that the
 // dialer's protocol has no command for: UDP ASSOCIATE, RESOLVE and

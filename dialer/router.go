@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/proxy"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/socks5"
 )
 
@@ -405,7 +406,7 @@ func (r *Router) attempt(ctx context.Context, p proxy.ContextDialer, attempt fun
 	err := attempt(pctx, p)
 	// A connection's deadline, set to pctx's, may pass a moment before
 	// pctx's timer fires.
-	timedOut := pctx.Err() != nil || isTimeout(err) && !time.Now().Before(limit)
+	timedOut := pctx.Err() != nil || deadline.IsTimeout(err) && !time.Now().Before(limit)
 	if err != nil && ctx.Err() == nil && timedOut && !unreachable(err) {
 		err = &unreachableError{&peerTimeoutError{peer: peerName(p), timeout: timeout, err: err}}
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/proxy"
 
 	"github.com/sockstap/sockstap/dialer"
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/listener"
 	"github.com/sockstap/sockstap/socks5"
@@ -105,7 +106,7 @@ func TestRouterTimeoutIsNotARefusal(t *testing.T) {
 	lone := &dialer.Router{Logger: quiet, Peers: []proxy.ContextDialer{&dialer.Dialer{Proxy: hang.addr}}, PeerTimeout: 20 * time.Millisecond}
 	_, err = lone.Dial("tcp", echo.String())
 	assert.ErrorContains(t, err, "did not answer within 20ms")
-	assert.True(t, isTimeout(err), "%v", err)
+	assert.True(t, deadline.IsTimeout(err), "%v", err)
 }
 
 // TestRouterCommands checks that BIND, UDP ASSOCIATE and RESOLVE take the
@@ -149,7 +150,7 @@ func TestRouterCommands(t *testing.T) {
 
 		require.NoError(t, pc.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
 		_, _, err = pc.ReadFrom(make([]byte, 10))
-		assert.True(t, isTimeout(err), "%v", err)
+		assert.True(t, deadline.IsTimeout(err), "%v", err)
 
 		udpProxy.EndAll()
 		require.NoError(t, pc.SetReadDeadline(time.Now().Add(wait)))

@@ -52,7 +52,7 @@ type routedPacketConn struct {
 	done         chan struct{}       // closed by Close
 	closing      sync.Once
 	readers      sync.WaitGroup
-	readDeadline *deadline
+	readDeadline *waitDeadline
 }
 
 // routedDatagram is a datagram read on a leg.
@@ -209,17 +209,17 @@ func (rc *routedPacketConn) SetWriteDeadline(t time.Time) error {
 	return rc.direct.SetWriteDeadline(t)
 }
 
-// deadline is a settable deadline that a select can wait on.
-type deadline struct {
+// waitDeadline is a settable deadline that a select can wait on.
+type waitDeadline struct {
 	mu     sync.Mutex
 	timer  *time.Timer
 	passed chan struct{} // closed when the deadline passes
 }
 
-func newDeadline() *deadline { return &deadline{passed: make(chan struct{})} }
+func newDeadline() *waitDeadline { return &waitDeadline{passed: make(chan struct{})} }
 
 // set sets the deadline; the zero time is none.
-func (d *deadline) set(t time.Time) {
+func (d *waitDeadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
@@ -243,7 +243,7 @@ func (d *deadline) set(t time.Time) {
 }
 
 // wait returns a channel closed once the deadline has passed.
-func (d *deadline) wait() <-chan struct{} {
+func (d *waitDeadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.passed

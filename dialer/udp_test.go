@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sockstap/sockstap/dialer"
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/listener"
 	"github.com/sockstap/sockstap/socks5"
@@ -69,7 +70,7 @@ func TestListenPacket(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, pc.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 		_, _, err = pc.ReadFrom(make([]byte, 10))
-		assert.True(t, isTimeout(err), "nothing came back: %v", err)
+		assert.True(t, deadline.IsTimeout(err), "nothing came back: %v", err)
 	})
 	t.Run("socks5 resolves a name on the client", func(t *testing.T) {
 		pc := listenPacket(t, &dialer.Dialer{Proxy: proxy.Addr, Scheme: dialer.SOCKS5, Resolver: resolver})
@@ -112,7 +113,7 @@ func TestListenPacket(t *testing.T) {
 		pc := listenPacket(t, &dialer.Dialer{Proxy: proxy.Addr})
 		require.NoError(t, pc.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
 		_, _, err := pc.ReadFrom(make([]byte, 10))
-		assert.True(t, isTimeout(err), "%v", err)
+		assert.True(t, deadline.IsTimeout(err), "%v", err)
 		assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "as a socket's")
 		require.NoError(t, pc.SetReadDeadline(time.Now().Add(wait)))
 		got, _ := roundTrip(t, pc, echo, "after a timeout")
@@ -211,9 +212,4 @@ func assertOp(t testing.TB, err error, op string) {
 	if assert.True(t, ok, "%T: %v", err, err) {
 		assert.Equal(t, op, oe.Op)
 	}
-}
-
-func isTimeout(err error) bool {
-	ne, ok := errors.AsType[net.Error](err)
-	return ok && ne.Timeout()
 }

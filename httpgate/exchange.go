@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/listener"
 	"github.com/sockstap/sockstap/socks5"
 )
@@ -289,18 +290,10 @@ func (ex *exchange) upstreamError(err error) {
 		return
 	}
 	code := http.StatusBadGateway
-	if isTimeout(err) {
+	if deadline.IsTimeout(err) {
 		code = http.StatusGatewayTimeout
 	}
 	ex.fail(code, err.Error(), err)
-}
-
-func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	ne, ok := errors.AsType[net.Error](err)
-	return ok && ne.Timeout()
 }
 
 // proxyStatusError names an error of RFC 9209's registry.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/socks5"
 )
 
@@ -80,7 +81,7 @@ func (s *session) bind() {
 	case errors.Is(err, errClientGone):
 		s.fail(err)
 		return
-	case isTimeout(err):
+	case deadline.IsTimeout(err):
 		s.refuse(err, "no peer came in time")
 		return
 	case errors.Is(err, net.ErrClosed): // Close or Shutdown closed the listener

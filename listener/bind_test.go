@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sockstap/sockstap/dialer"
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks4"
 	"github.com/sockstap/sockstap/socks5"
@@ -289,7 +290,7 @@ func TestBindTimeout(t *testing.T) {
 		assertNotListening(t, first)
 		r := rec.wait(t, func(r *Record) bool { return r.Decision == DecisionFail && r.Request.Version == version })
 		assert.Equal(t, "no peer came in time", r.Reason)
-		assert.True(t, isTimeout(r.Cause), "%v", r.Cause)
+		assert.True(t, deadline.IsTimeout(r.Cause), "%v", r.Cause)
 	}
 }
 
@@ -320,7 +321,7 @@ func TestBindReleasesItsListener(t *testing.T) {
 		{"timeout", func(t *testing.T, w *world, c *net.TCPConn) {
 			_, err := awaitBind(t, c, 5)
 			require.Error(t, err)
-		}, Config{BindTimeout: 20 * time.Millisecond}, isTimeout},
+		}, Config{BindTimeout: 20 * time.Millisecond}, deadline.IsTimeout},
 		{"client hangs up", func(t *testing.T, w *world, c *net.TCPConn) {
 			c.Close()
 		}, Config{}, isErr(errClientGone)},

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/proxy"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks5"
 )
@@ -172,7 +173,7 @@ func silentTarget(t *testing.T) *net.TCPAddr {
 	for i := 0; ; i++ {
 		c, err := net.DialTimeout("tcp", addr.String(), 100*time.Millisecond)
 		if err != nil {
-			require.True(t, isTimeout(err), "a connect to a full queue: %v", err)
+			require.True(t, deadline.IsTimeout(err), "a connect to a full queue: %v", err)
 			return addr
 		}
 		t.Cleanup(func() { c.Close() })

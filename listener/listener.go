@@ -488,8 +488,3 @@ func remoteAddr(c net.Conn) (a net.Addr) {
 	defer func() { recover() }()
 	return c.RemoteAddr()
 }
-
-func isTimeout(err error) bool {
-	ne, ok := errors.AsType[net.Error](err)
-	return ok && ne.Timeout()
-}

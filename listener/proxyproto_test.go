@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks5"
 )
@@ -294,7 +295,7 @@ func TestProxyProtocolStalledHeader(t *testing.T) {
 	defer timer.Stop()
 	select {
 	case err := <-done:
-		assert.True(t, isTimeout(err), "err %v, want a timeout", err)
+		assert.True(t, deadline.IsTimeout(err), "err %v, want a timeout", err)
 	case <-timer.C:
 		t.Fatal("a stalled header held the connection past Timeout")
 	}

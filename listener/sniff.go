@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/internal/peek"
 )
 
@@ -43,7 +44,7 @@ func (l *Listener) handle(t *tracked) {
 	c.SetReadDeadline(silentUntil)
 	first, err := br.Peek(1)
 	c.SetReadDeadline(time.Time{})
-	if err != nil && err != io.EOF && !isTimeout(err) {
+	if err != nil && err != io.EOF && !deadline.IsTimeout(err) {
 		c.Close()
 		l.untrack(t)
 		return

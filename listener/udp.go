@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/socks5"
 )
 
@@ -369,7 +370,7 @@ func (a *association) watch() {
 		if err == nil {
 			continue // nothing the client sends on it means anything
 		}
-		if idle > 0 && isTimeout(err) {
+		if idle > 0 && deadline.IsTimeout(err) {
 			now := s.traffic.datagramsUp.Load() + s.traffic.datagramsDown.Load()
 			if now != moved {
 				moved = now

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/sockstap/sockstap/internal/deadline"
 	"github.com/sockstap/sockstap/internal/sockstest"
 	"github.com/sockstap/sockstap/socks4"
 	"github.com/sockstap/sockstap/socks5"
@@ -164,7 +165,7 @@ func waitClosed(t testing.TB, c net.Conn) []byte {
 		n, err := c.Read(buf)
 		got = append(got, buf[:n]...)
 		if err != nil {
-			require.False(t, isTimeout(err), "connection not closed in time")
+			require.False(t, deadline.IsTimeout(err), "connection not closed in time")
 			return got
 		}
 	}

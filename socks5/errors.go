@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/sockstap/sockstap/internal/deadline"
 )
 
 var (
@@ -113,13 +115,8 @@ func ReplyFor(err error) Reply {
 	case errors.Is(err, syscall.EAFNOSUPPORT), errors.Is(err, ErrAddrType):
 		return AddrTypeNotSupported
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
-		isTimeout(err):
+		deadline.IsTimeout(err):
 		return HostUnreachable
 	}
 	return GeneralFailure
-}
-
-func isTimeout(err error) bool {
-	ne, ok := errors.AsType[net.Error](err)
-	return ok && ne.Timeout()
 }

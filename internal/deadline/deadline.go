@@ -5,6 +5,7 @@ package deadline
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"time"
 )
@@ -78,3 +79,11 @@ type ctxError struct{ ctx, err error }
 
 func (e *ctxError) Error() string   { return e.ctx.Error() + ": " + e.err.Error() }
 func (e *ctxError) Unwrap() []error { return []error{e.ctx, e.err} }
+
+// IsTimeout reports whether err is a timeout: a net.Error whose Timeout
+// is true, which a passed deadline and a context's DeadlineExceeded both
+// are. It is the one test of the packages for it.
+func IsTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
+}

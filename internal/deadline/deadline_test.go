@@ -3,6 +3,7 @@ package deadline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -226,4 +227,20 @@ func TestBackgroundChangesNothing(t *testing.T) {
 	workErr := errors.New("work failed")
 	assert.Same(t, workErr, release(workErr))
 	assert.Empty(t, rec.deadlines(), "a context that can never end sets no deadline")
+}
+
+func TestIsTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{context.DeadlineExceeded, true},
+		{fmt.Errorf("dial: %w", context.DeadlineExceeded), true},
+		{os.ErrDeadlineExceeded, true},
+		{context.Canceled, false},
+		{errors.New("other"), false},
+		{nil, false},
+	} {
+		assert.Equal(t, tc.want, deadline.IsTimeout(tc.err), "%v", tc.err)
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sockstap/sockstap/internal/deadline"
 )
 
 // An Unwrapper is a connection wrapper that hands over the bytes it has read
@@ -209,7 +211,7 @@ func (r *relay) copy(d *direction) {
 				r.close()
 			}
 			return
-		case r.idle > 0 && isTimeout(err) && r.err.Load() == nil:
+		case r.idle > 0 && deadline.IsTimeout(err) && r.err.Load() == nil:
 			if r.timedOut(d) {
 				r.fail(ErrIdle)
 				return
@@ -319,8 +321,3 @@ func (r *relay) idleBoth(d *direction) bool {
 type copier struct{ w io.Writer }
 
 func (c copier) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.w, r) }
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
